@@ -1,0 +1,19 @@
+# behaviorflow: LLM-based modelling of human daily behaviour (BehaviorGen, BehaviorLM, BUA).
+# Thin on purpose: the config, the stage files, and the default target.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/anonymize.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/profiles.smk"
+
+
+rule all:
+    input:
+        get_final_targets(),
+    default_target: True

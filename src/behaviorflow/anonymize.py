@@ -1,0 +1,264 @@
+"""Anonymisation: keyed pseudonyms with rotation, per-user zones, floored timestamps, k-anonymous attributes.
+
+What leaves this step (`data/processed/<dataset>/`) holds no raw user id, account or device id,
+coordinate or raw venue/cell id:
+- user ids become HMAC-SHA256 pseudonyms keyed by a secret from the environment; with rotation
+  every `rotation_months` the same person gets a new pseudonym per epoch (as BUA's data does), so
+  each (person, epoch) is a separate pseudonymous user downstream;
+- locations become each pseudonymous user's top-N zones by visits (`z1` most visited .. `zN`),
+  everything else `z_other`; coordinates, venue/cell ids and venue categories are dropped;
+- timestamps are floored to the configured slot;
+- profile attributes are generalised along fixed hierarchies and, where that is not enough,
+  suppressed, until every released combination covers at least k persons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from behaviorflow.config import AnonymizationSettings
+
+log = logging.getLogger(__name__)
+
+# Used only for the simulated dataset, only when the key variable is unset, and said so in the
+# report. It is printed here on purpose: it protects nothing and must never be used for real data.
+FIXED_SIMULATED_KEY = b"behaviorflow-fixed-key-for-SIMULATED-data-only-NOT-SECRET"
+SUPPRESSED = "*"
+
+
+class AnonymizationError(RuntimeError):
+    """Anonymisation cannot proceed safely; the message says what to set."""
+
+
+def resolve_key(settings: AnonymizationSettings, dataset_format: str) -> tuple[bytes, str]:
+    """The pseudonymisation key and a description of its source (never the key itself)."""
+    value = os.environ.get(settings.key_env)
+    if value:
+        if len(value) < 16:
+            raise AnonymizationError(
+                f"environment variable {settings.key_env} holds a key of {len(value)} characters; "
+                "use at least 16 random characters (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            )
+        return value.encode("utf-8"), f"environment variable {settings.key_env}"
+    if settings.allow_fixed_key and dataset_format == "simulated":
+        return FIXED_SIMULATED_KEY, "FIXED PUBLIC KEY FOR SIMULATED DATA (not secret; never use for real data)"
+    raise AnonymizationError(
+        f"no pseudonymisation key: export {settings.key_env} with a secret of at least 16 characters "
+        "(the fixed key is allowed only for simulated data with anonymization.allow_fixed_key: true)"
+    )
+
+
+def key_id(key: bytes) -> str:
+    """A short public identifier of the key, so auditors can tell runs with the same key apart."""
+    return hmac.new(key, b"behaviorflow key id", hashlib.sha256).hexdigest()[:8]
+
+
+def pseudonymize(key: bytes, raw_user_id: str, epoch: int) -> str:
+    """Keyed pseudonym of one user in one rotation epoch."""
+    msg = f"{raw_user_id}\x1f{epoch}".encode("utf-8")
+    return "u" + hmac.new(key, msg, hashlib.sha256).hexdigest()[:16]
+
+
+# --- k-anonymity of profile attributes -------------------------------------------------------
+
+def _age_band(width: int):
+    def f(v):
+        try:
+            a = int(float(v))
+        except (TypeError, ValueError):
+            return SUPPRESSED
+        lo = a // width * width
+        return f"{lo}-{lo + width - 1}"
+    return f
+
+
+def _age_broad(v):
+    try:
+        a = int(float(v))
+    except (TypeError, ValueError):
+        return SUPPRESSED
+    return "<40" if a < 40 else "40-59" if a < 60 else "60+"
+
+
+HIERARCHIES = {
+    "age": [_age_band(5), _age_band(10), _age_broad, lambda v: SUPPRESSED],
+    "education": [
+        str,
+        lambda v: {"high_school": "no_degree", "vocational": "no_degree"}.get(v, "degree"),
+        lambda v: SUPPRESSED,
+    ],
+    "gender": [str, lambda v: SUPPRESSED],
+    "consumption": [str, lambda v: SUPPRESSED],
+    "occupation": [
+        str,
+        lambda v: "not_employed" if v in ("student", "retired", "unemployed") else "employed",
+        lambda v: SUPPRESSED,
+    ],
+}
+
+
+def _hierarchy(name: str, series: pd.Series):
+    if name in HIERARCHIES:
+        return HIERARCHIES[name]
+    if pd.api.types.is_numeric_dtype(series):
+        return [_age_band(5), _age_band(10), _age_band(20), lambda v: SUPPRESSED]
+    return [str, lambda v: SUPPRESSED]
+
+
+def k_anonymize(attrs: pd.DataFrame, quasi: list[str], k: int, max_suppression: float) -> tuple[pd.DataFrame, dict]:
+    """Generalise (greedy, fewest persons left in small classes) then suppress until every released combination has >= k persons.
+
+    `attrs` has one row per person (`person` column) plus the quasi-identifier columns.
+    Returns the released attributes (same rows) and a summary.
+    """
+    quasi = [q for q in quasi if q in attrs.columns]
+    n = attrs["person"].nunique()
+    if not quasi or n == 0:
+        return attrs[["person"]].copy(), {"quasi_identifiers": quasi, "k": k, "k_reached": None,
+                                          "generalisation_levels": {}, "suppressed_persons": 0,
+                                          "suppressed_share": 0.0, "released_combinations": 0}
+    hier = {q: _hierarchy(q, attrs[q]) for q in quasi}
+    levels = {q: 0 for q in quasi}
+
+    def apply(lv):
+        out = attrs[["person"]].copy()
+        for q in quasi:
+            out[q] = attrs[q].map(hier[q][lv[q]]).astype(str)
+        return out
+
+    while True:
+        gen = apply(levels)
+        sizes = gen.groupby(quasi)["person"].transform("nunique")
+        small = gen.loc[sizes < k, "person"].nunique()
+        if small <= max_suppression * n:
+            break
+        candidates = [q for q in quasi if levels[q] < len(hier[q]) - 1]
+        if not candidates:
+            break
+        # Greedy step: generalise the attribute whose next level leaves the fewest persons in
+        # classes smaller than k (ties: more released combinations, then config order).
+        def cost(c):
+            trial = apply({**levels, c: levels[c] + 1})
+            trial_sizes = trial.groupby(quasi)["person"].transform("nunique")
+            return (trial.loc[trial_sizes < k, "person"].nunique(), -trial.groupby(quasi).ngroups, quasi.index(c))
+
+        levels[min(candidates, key=cost)] += 1
+    suppressed = sizes < k
+    gen.loc[suppressed, quasi] = SUPPRESSED
+    released = gen.loc[~suppressed]
+    k_reached = int(released.groupby(quasi)["person"].nunique().min()) if len(released) else None
+    summary = {
+        "quasi_identifiers": quasi,
+        "k": k,
+        "k_reached": k_reached,
+        "generalisation_levels": {q: {"level": levels[q], "of": len(hier[q]) - 1} for q in quasi},
+        "suppressed_persons": int(gen.loc[suppressed, "person"].nunique()),
+        "suppressed_share": round(float(gen.loc[suppressed, "person"].nunique()) / n, 4),
+        "released_combinations": int(released.groupby(quasi).ngroups) if len(released) else 0,
+        "persons": int(n),
+    }
+    return gen, summary
+
+
+# --- the dataset-level step -------------------------------------------------------------------
+
+def _sql_str(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def anonymize_dataset(events_in, attributes_in, events_out, profiles_input_out, report_out,
+                      settings: AnonymizationSettings, dataset_format: str, threads: int | None = None) -> dict:
+    """Anonymise interim events and attributes of one dataset; returns the report."""
+    key, key_source = resolve_key(settings, dataset_format)
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    con.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet({_sql_str(events_in)})")
+    rot = int(settings.rotation_months)
+    anchor = con.execute("SELECT min(year(ts) * 12 + month(ts) - 1) FROM ev").fetchone()[0]
+
+    def epoch_of(col: str) -> str:
+        # rotation epochs count whole periods of `rot` months from the dataset's first month
+        return f"((year({col}) * 12 + month({col}) - 1 - {anchor}) // {rot})" if rot > 0 else "0"
+
+    epoch_sql = epoch_of("ts")
+    users = con.execute(f"SELECT DISTINCT user_id, {epoch_sql} AS epoch FROM ev ORDER BY 1, 2").df()
+    users["pseudonym"] = [pseudonymize(key, u, int(e)) for u, e in zip(users["user_id"], users["epoch"])]
+    if users["pseudonym"].duplicated().any():
+        raise AnonymizationError("pseudonym collision; this should not happen with 64-bit pseudonyms")
+    con.register("users_map", users)
+    slot = int(settings.slot_minutes)
+    n_zones = int(settings.top_zones)
+    con.execute(f"""CREATE TEMP TABLE ranked AS
+        SELECT user_id, epoch, location,
+               row_number() OVER (PARTITION BY user_id, epoch ORDER BY n DESC, location) AS rk
+        FROM (SELECT user_id, {epoch_sql} AS epoch, location, count(*) AS n FROM ev GROUP BY ALL)""")
+    tmp_events = Path(events_out).with_name(f".tmp.{Path(events_out).name}")
+    con.execute(f"""COPY (
+        SELECT m.pseudonym AS user_id,
+               time_bucket(INTERVAL {slot} MINUTE, e.ts) AS ts,
+               e.weekday,
+               ((hour(e.ts) * 60 + minute(e.ts)) // {slot} * {slot})::SMALLINT AS slot,
+               CASE WHEN r.rk <= {n_zones} THEN 'z' || r.rk ELSE 'z_other' END AS location,
+               e.behavior
+        FROM ev e
+        JOIN users_map m ON m.user_id = e.user_id AND m.epoch = {epoch_of('e.ts')}
+        JOIN ranked r ON r.user_id = e.user_id AND r.epoch = m.epoch AND r.location = e.location
+        ORDER BY 1, e.ts, 5, 6)
+        TO {_sql_str(tmp_events)} (FORMAT parquet, COMPRESSION zstd)""")
+    n_in = con.execute("SELECT count(*) FROM ev").fetchone()[0]
+    n_out, other = con.execute(
+        f"SELECT count(*), count(*) FILTER (location = 'z_other') FROM read_parquet({_sql_str(tmp_events)})").fetchone()
+    if n_in != n_out:
+        raise AnonymizationError(f"events in {n_in} != events out {n_out}")
+
+    attrs = pd.read_parquet(attributes_in)
+    present = users[["user_id", "epoch", "pseudonym"]]
+    attr_cols = [c for c in attrs.columns if c != "user_id"]
+    merged = present.merge(attrs, on="user_id", how="left")
+    persons = merged.drop_duplicates("user_id").rename(columns={"user_id": "person"})
+    released, k_summary = k_anonymize(persons[["person", *attr_cols]], list(settings.quasi_identifiers),
+                                      settings.k, settings.max_suppression)
+    released = released.rename(columns={"person": "user_id"})
+    other_attrs = [c for c in attr_cols if c not in k_summary["quasi_identifiers"]]
+    profiles_input = present.merge(released, on="user_id", how="left")
+    profiles_input = profiles_input.drop(columns=["user_id"]).rename(columns={"pseudonym": "user_id"})
+    profiles_input = profiles_input[["user_id", "epoch", *k_summary["quasi_identifiers"]]]
+    profiles_input = profiles_input.sort_values("user_id").reset_index(drop=True)
+
+    report = {
+        "events_in": int(n_in),
+        "events_out": int(n_out),
+        "pseudonymisation": {
+            "method": "HMAC-SHA256(key, raw_user_id || epoch), first 64 bits, prefixed 'u'",
+            "key_source": key_source,
+            "key_id": key_id(key),
+            "rotation_months": rot,
+            "epochs": int(users["epoch"].nunique()),
+            "raw_users": int(users["user_id"].nunique()),
+            "pseudonymous_users": int(len(users)),
+        },
+        "locations": {
+            "method": f"per pseudonymous user, top {n_zones} locations by visits -> z1..z{n_zones}, rest z_other",
+            "share_z_other": round(other / n_out, 4) if n_out else 0.0,
+            "dropped_columns": ["lat", "lon", "category", "raw location id"],
+        },
+        "timestamps": {"floored_to_minutes": slot},
+        "attributes": {**k_summary, "dropped_non_quasi_identifier_columns": other_attrs},
+    }
+    tmp_profiles = Path(profiles_input_out).with_name(f".tmp.{Path(profiles_input_out).name}")
+    profiles_input.to_parquet(tmp_profiles, index=False)
+    Path(report_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp_profiles, profiles_input_out)
+    os.replace(tmp_events, events_out)
+    log.info("anonymised %d events of %d users into %d pseudonymous users (k reached: %s)",
+             n_out, report["pseudonymisation"]["raw_users"], len(users), k_summary["k_reached"])
+    return report

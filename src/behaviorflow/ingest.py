@@ -1,0 +1,521 @@
+"""Ingestion: raw logs in four formats -> the canonical event table, with rejects and a report.
+
+DuckDB does the heavy lifting. CSV/TSV inputs are read with typed columns (timestamp with the
+declared format, the label as an ENUM of the declared vocabulary) and `store_rejects`, so every
+line DuckDB cannot parse or cast is kept with its line number and raw text. Rows whose required
+fields are empty are located afterwards with one line-numbered scan of the file. Exact duplicate
+events are dropped and counted. The invariant
+
+    accepted + rejected + deduplicated = data lines read
+
+is checked before anything is written; on any error no output is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from behaviorflow.config import DatasetSettings
+from behaviorflow.simulate import ACCOUNT_COLUMNS, LOG_COLUMNS
+
+log = logging.getLogger(__name__)
+
+CANONICAL = ("user_id", "ts", "weekday", "slot", "location", "behavior", "lat", "lon", "category")
+REQUIRED = ("user_id", "ts", "location", "behavior")
+EMPTY_REASON = {
+    "user_id": "empty_user_id",
+    "ts": "empty_timestamp",
+    "location": "empty_location",
+    "behavior": "empty_label",
+}
+TSMC_COLUMNS = ("user_id", "venue_id", "venue_category_id", "venue_category", "latitude", "longitude",
+                "timezone_offset", "utc_time")
+TSMC_TIME_FORMAT = "%a %b %d %H:%M:%S +0000 %Y"
+CHECKINS_COLUMNS = ("user_id", "timestamp", "venue_id", "venue_category", "top_category", "intent", "split")
+
+
+class IngestError(RuntimeError):
+    """A raw input that cannot be ingested at all; the message names the file and the fix."""
+
+
+@dataclass
+class SourceLayout:
+    """How one raw file maps onto the canonical schema."""
+
+    path: Path
+    header: bool
+    delimiter: str
+    source_columns: tuple[str, ...]  # in file order
+    # canonical name -> source column (ts, location, ... ) ; lat/lon/category optional
+    mapping: dict[str, str]
+    timestamp_format: str
+    tz_offset_column: str | None = None
+    is_parquet: bool = False
+
+
+@dataclass
+class IngestResult:
+    report: dict
+    rejects: list[dict] = field(default_factory=list)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _open_text(path: Path):
+    """Binary handle that transparently decompresses .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _first_line(path: Path) -> bytes:
+    try:
+        with _open_text(path) as fh:
+            return fh.readline()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file ({exc}); check that it exists, is readable and, "
+                          "if it ends in .gz, is a valid gzip file") from exc
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise IngestError(f"{path}: file not found; fix the dataset's 'path' in the config")
+    if path.is_dir():
+        raise IngestError(f"{path}: is a directory, not a file; point the dataset's 'path' at the raw log file")
+    if not os.access(path, os.R_OK):
+        raise IngestError(f"{path}: file is not readable (permission denied); fix its permissions")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: file is empty (0 bytes); supply the raw log or remove the dataset")
+
+
+def _detect_delimiter(path: Path, configured: str | None) -> str:
+    if configured:
+        return configured
+    name = path.name.removesuffix(".gz")
+    return "\t" if name.endswith((".tsv", ".tab", ".txt")) else ","
+
+
+def layout_for(ds: DatasetSettings, path: Path | None = None) -> SourceLayout:
+    """The source layout of dataset `ds` (its main file unless `path` is given)."""
+    path = Path(path or ds.path)
+    _check_readable(path)
+    if ds.format == "simulated":
+        return SourceLayout(path, True, ",", LOG_COLUMNS,
+                            {"user_id": "account_id", "ts": "event_time", "location": "cell_id",
+                             "behavior": "event", "lat": "latitude", "lon": "longitude"},
+                            "%Y-%m-%d %H:%M:%S")
+    if ds.format == "checkins_csv":
+        return SourceLayout(path, True, ",", CHECKINS_COLUMNS,
+                            {"user_id": "user_id", "ts": "timestamp", "location": "venue_id",
+                             "behavior": ds.label_column, "category": "venue_category"},
+                            ds.timestamp_format)
+    if ds.format == "foursquare_tsmc2014":
+        return SourceLayout(path, False, "\t", TSMC_COLUMNS,
+                            {"user_id": "user_id", "ts": "utc_time", "location": "venue_id",
+                             "behavior": "venue_category", "lat": "latitude", "lon": "longitude",
+                             "category": "venue_category_id"},
+                            TSMC_TIME_FORMAT, tz_offset_column="timezone_offset")
+    if ds.format == "generic":
+        mapping = {("ts" if k == "timestamp" else k): v for k, v in ds.columns.items()}
+        name = path.name.removesuffix(".gz")
+        if name.endswith(".parquet"):
+            try:
+                cols = tuple(duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({_sql_str(path)})").df()["column_name"])
+            except duckdb.Error as exc:
+                raise IngestError(f"{path}: not a readable Parquet file ({exc})") from exc
+            return SourceLayout(path, True, "", cols, mapping, ds.timestamp_format, is_parquet=True)
+        delimiter = _detect_delimiter(path, ds.delimiter)
+        header = _first_line(path).decode("utf-8", errors="replace").rstrip("\r\n")
+        cols = tuple(next(csv.reader([header], delimiter=delimiter)))
+        return SourceLayout(path, True, delimiter, cols, mapping, ds.timestamp_format)
+    raise IngestError(f"unknown format '{ds.format}'")
+
+
+def _check_header(layout: SourceLayout, ds: DatasetSettings) -> None:
+    """Missing required columns fail before anything is read."""
+    if not layout.header or layout.is_parquet:
+        actual = layout.source_columns
+    else:
+        first = _first_line(layout.path)
+        if not first.strip():
+            raise IngestError(f"{layout.path}: the first line is empty; the file needs a header line "
+                              f"({layout.delimiter.join(layout.source_columns)})")
+        text = first.decode("utf-8", errors="replace").rstrip("\r\n")
+        actual = tuple(next(csv.reader([text], delimiter=layout.delimiter)))
+    needed = [layout.mapping[c] for c in (*REQUIRED, "lat", "lon", "category") if c in layout.mapping]
+    if layout.tz_offset_column:
+        needed.append(layout.tz_offset_column)
+    missing = [c for c in needed if c not in actual]
+    if missing:
+        fix = (f"map them with datasets.{ds.name}.columns" if ds.format == "generic"
+               else f"the '{ds.format}' format expects the header {','.join(layout.source_columns)}")
+        raise IngestError(f"{layout.path}: required column(s) {missing} missing from the header "
+                          f"{list(actual)}; {fix}")
+    if layout.header and not layout.is_parquet and actual != layout.source_columns:
+        layout.source_columns = actual  # generic files may carry extra columns
+
+
+def _transcode_to_utf8(src: Path, dst: Path) -> int:
+    """Copy `src` to UTF-8, decoding lines that are not UTF-8 as cp1252 (else latin-1)."""
+    fallback = 0
+    with _open_text(src) as fin, open(dst, "wb") as fout:
+        for raw in fin:
+            try:
+                raw.decode("utf-8")
+                fout.write(raw)
+            except UnicodeDecodeError:
+                fallback += 1
+                try:
+                    text = raw.decode("cp1252")
+                except UnicodeDecodeError:
+                    text = raw.decode("latin-1")
+                fout.write(text.encode("utf-8"))
+    return fallback
+
+
+def _timestamp_shape(fmt: str) -> re.Pattern:
+    """Regex of what a timestamp in `fmt` looks like, to tell impossible dates from garbage."""
+    parts = {"%Y": r"\d{4}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%H": r"\d{1,2}", "%M": r"\d{1,2}",
+             "%S": r"\d{1,2}", "%a": r"[A-Za-z]{3}", "%b": r"[A-Za-z]{3}", "%y": r"\d{2}", "%f": r"\d+"}
+    out, i = "", 0
+    while i < len(fmt):
+        tok = fmt[i:i + 2]
+        if tok in parts:
+            out += parts[tok]
+            i += 2
+        else:
+            out += re.escape(fmt[i])
+            i += 1
+    return re.compile("^" + out + "$")
+
+
+class _Reader:
+    """One DuckDB connection reading one source file."""
+
+    def __init__(self, layout: SourceLayout, ds: DatasetSettings, workdir: Path, threads: int | None):
+        self.layout = layout
+        self.ds = ds
+        self.con = duckdb.connect()
+        self.con.execute(f"SET temp_directory={_sql_str(workdir / 'duckdb_tmp')}")
+        if threads:
+            self.con.execute(f"SET threads={int(threads)}")
+        self.con.execute("SET preserve_insertion_order=false")
+        self.label_type = "VARCHAR"
+        if ds.vocabulary:
+            values = ", ".join(_sql_str(v) for v in ds.vocabulary)
+            self.con.execute(f"CREATE TYPE label_t AS ENUM ({values})")
+            self.label_type = "label_t"
+
+    def _types(self) -> dict[str, str]:
+        m = self.layout.mapping
+        types = {c: "VARCHAR" for c in self.layout.source_columns}
+        types[m["ts"]] = "TIMESTAMP"
+        types[m["behavior"]] = self.label_type
+        for c in ("lat", "lon"):
+            if c in m:
+                types[m[c]] = "DOUBLE"
+        if self.layout.tz_offset_column:
+            types[self.layout.tz_offset_column] = "INTEGER"
+        return types
+
+    def source_sql(self, path: Path) -> str:
+        cols = "{" + ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in self._types().items()) + "}"
+        return (f"read_csv({_sql_str(path)}, header={str(self.layout.header).lower()}, "
+                f"delim={_sql_str(self.layout.delimiter)}, columns={cols}, "
+                f"timestampformat={_sql_str(self.layout.timestamp_format)}, auto_detect=false, "
+                "store_rejects=true, ignore_errors=true, quote='\"', escape='\"', strict_mode=true)")
+
+    def canonical_select(self, src: str, slot_minutes: int) -> str:
+        m = self.layout.mapping
+        ts = f'"{m["ts"]}"'
+        if self.layout.tz_offset_column:
+            ts = f'({ts} + to_minutes("{self.layout.tz_offset_column}"))'
+        opt = {c: (f'"{m[c]}"' if c in m else "NULL") for c in ("lat", "lon", "category")}
+        return (f'SELECT "{m["user_id"]}" AS user_id, {ts} AS ts, '
+                f'"{m["location"]}" AS location, "{m["behavior"]}"::VARCHAR AS behavior, '
+                f'{opt["lat"]}::DOUBLE AS lat, {opt["lon"]}::DOUBLE AS lon, {opt["category"]}::VARCHAR AS category '
+                f"FROM {src}")
+
+
+def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, label_col: str) -> list[dict]:
+    """Lines DuckDB could not parse or cast, one reject row per line, classified."""
+    rows = con.execute(
+        "SELECT line, any_value(csv_line), list(DISTINCT error_type), list(column_name), list(error_message) "
+        "FROM reject_errors GROUP BY line ORDER BY line").fetchall()
+    out = []
+    ts_col = mapping["ts"]
+    for line, raw, types, columns, messages in rows:
+        raw = (raw or "").strip("\r\n")
+        if "INVALID ENCODING" in types or "INVALID UNICODE" in types:
+            reason, detail = "invalid_encoding", messages[0]
+        elif "CAST" in types and types == ["CAST"]:
+            # DuckDB's column name in reject rows can point at the wrong column when projections are
+            # pushed down, so classify by the target type: each type belongs to one canonical field.
+            value_match = re.search(r'Could not convert string "(.*)" to \'(\w+)', messages[0])
+            value, target = (value_match.group(1), value_match.group(2)) if value_match else ("", "")
+            if target == "TIMESTAMP":
+                col = ts_col
+                reason = "impossible_date" if shape.match(value) else "unparseable_timestamp"
+            elif target == "ENUM":
+                col, reason = label_col, "label_not_in_vocabulary"
+            elif target == "DOUBLE":
+                col, reason = "lat/lon", "invalid_coordinate"
+            elif target == "INTEGER":
+                col, reason = "timezone offset", "invalid_timezone_offset"
+            else:
+                col, reason = columns[0], "invalid_value"
+            detail = f"column {col}: {value!r}"
+        else:
+            reason = "malformed_row"
+            detail = "; ".join(sorted(set(types))) + ": " + messages[0]
+        out.append({"file": file_label, "line": int(line), "raw_line": raw, "reason": reason, "detail": detail})
+    return out
+
+
+def _scan_lines(con, path: Path, header: bool, candidate_sql: str | None) -> tuple[int, list[tuple[int, str]]]:
+    """Count non-blank data lines; optionally return (line, text) of lines matching a predicate."""
+    src = (f"(SELECT row_number() OVER () AS line, raw FROM read_csv({_sql_str(path)}, columns={{'raw': 'VARCHAR'}}, "
+           "header=false, delim='\\x1f', quote='', escape='', auto_detect=false, strict_mode=false, "
+           "ignore_errors=true, max_line_size=16777216))")
+    n = con.execute(f"SELECT count(raw) FROM {src}").fetchone()[0] - (1 if header else 0)
+    found = []
+    if candidate_sql:
+        found = con.execute(f"SELECT line, raw FROM {src} WHERE raw IS NOT NULL AND line > {int(header)} "
+                            f"AND ({candidate_sql}) ORDER BY line").fetchall()
+    return n, found
+
+
+def _empty_field_candidates(layout: SourceLayout, fields: list[str]) -> str:
+    """SQL predicate over a raw line: one of `fields` may be empty (quoted lines always qualify)."""
+    d = re.escape(layout.delimiter)
+    preds = ["contains(raw, '\"')"]
+    for f in fields:
+        j = layout.source_columns.index(layout.mapping[f])
+        preds.append(f"regexp_matches(raw, {_sql_str(f'^([^{d}]*{d}){{{j}}}({d}|$)')})")
+    return " OR ".join(preds)
+
+
+def ingest_file(layout: SourceLayout, ds: DatasetSettings, workdir: Path, threads: int | None = None,
+                file_label: str | None = None) -> tuple[Path, dict, list[dict]]:
+    """Read one raw file into a staging Parquet of distinct events with copy counts."""
+    file_label = file_label or str(layout.path)
+    _check_header(layout, ds)
+    stage = workdir / f"stage_{layout.path.name}.parquet"
+    if layout.is_parquet:
+        return _ingest_parquet(layout, ds, stage, file_label, threads)
+    reader = _Reader(layout, ds, workdir, threads)
+    shape = _timestamp_shape(layout.timestamp_format)
+    path, fallback = layout.path, 0
+    select = reader.canonical_select(reader.source_sql(path), ds.slot_minutes)
+    reader.con.execute(f"COPY (SELECT *, count(*) AS n FROM ({select}) GROUP BY ALL) TO {_sql_str(stage)} (FORMAT parquet)")
+    rejects = _reader_rejects(reader.con, file_label, shape, layout.mapping, layout.mapping["behavior"])
+    if any(r["reason"] == "invalid_encoding" for r in rejects):
+        # Not UTF-8: decode the offending lines as cp1252/latin-1 (recorded) and read again.
+        utf8 = workdir / (layout.path.name.removesuffix(".gz") + ".utf8")
+        fallback = _transcode_to_utf8(layout.path, utf8)
+        log.warning("%s: %d line(s) are not UTF-8; decoded them as cp1252/latin-1", file_label, fallback)
+        reader = _Reader(layout, ds, workdir, threads)
+        path = utf8
+        select = reader.canonical_select(reader.source_sql(path), ds.slot_minutes)
+        reader.con.execute(f"COPY (SELECT *, count(*) AS n FROM ({select}) GROUP BY ALL) TO {_sql_str(stage)} (FORMAT parquet)")
+        rejects = _reader_rejects(reader.con, file_label, shape, layout.mapping, layout.mapping["behavior"])
+
+    null_pred = " OR ".join(f"{c} IS NULL" for c in REQUIRED)
+    null_rows = reader.con.execute(f"SELECT coalesce(sum(n), 0) FROM {_sql_str(stage)} WHERE {null_pred}").fetchone()[0]
+    candidates_sql = None
+    if null_rows:
+        empty_fields = [c for c in REQUIRED if reader.con.execute(
+            f"SELECT count(*) FROM {_sql_str(stage)} WHERE {c} IS NULL").fetchone()[0]]
+        candidates_sql = _empty_field_candidates(layout, empty_fields)
+    data_lines, candidates = _scan_lines(reader.con, path, layout.header, candidates_sql)
+    rejected_lines = {r["line"] for r in rejects}
+    located = []
+    for line, raw in candidates:
+        if line in rejected_lines:
+            continue
+        fields = next(csv.reader([raw], delimiter=layout.delimiter), [])
+        if len(fields) != len(layout.source_columns):
+            continue
+        values = dict(zip(layout.source_columns, fields))
+        for c in REQUIRED:
+            if values[layout.mapping[c]] == "":
+                located.append({"file": file_label, "line": int(line), "raw_line": raw, "reason": EMPTY_REASON[c],
+                                "detail": f"column {layout.mapping[c]} is empty"})
+                break
+    if len(located) != null_rows:
+        raise IngestError(f"{file_label}: internal check failed: {null_rows} rows with empty required fields "
+                          f"but {len(located)} located by line; please report this input")
+    meta = {"file": file_label, "data_lines_read": int(data_lines), "encoding": "utf-8",
+            "non_utf8_lines_decoded_as_cp1252_or_latin1": int(fallback)}
+    return stage, meta, rejects + located
+
+
+def _ingest_parquet(layout, ds, stage, file_label, threads):
+    """Parquet sources: validate in SQL; 'line' is the 1-based record number."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    m = layout.mapping
+    src = f"read_parquet({_sql_str(layout.path)}, file_row_number=true)"
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {src})").fetchall())
+    ts_raw = f'"{m["ts"]}"'
+    if types[m["ts"]].startswith("TIMESTAMP"):
+        ts = f"{ts_raw}::TIMESTAMP"
+    else:
+        ts = f"try_strptime({ts_raw}::VARCHAR, {_sql_str(layout.timestamp_format)})"
+    vocab = ""
+    if ds.vocabulary:
+        vocab = ("WHEN \"{b}\"::VARCHAR NOT IN ({v}) THEN 'label_not_in_vocabulary'"
+                 .format(b=m["behavior"], v=", ".join(_sql_str(x) for x in ds.vocabulary)))
+    opt = {c: (f'"{m[c]}"' if c in m else "NULL") for c in ("lat", "lon", "category")}
+    con.execute(f"""CREATE TEMP TABLE checked AS SELECT file_row_number + 1 AS line,
+        NULLIF("{m['user_id']}"::VARCHAR, '') AS user_id, {ts} AS ts, NULLIF("{m['location']}"::VARCHAR, '') AS location,
+        NULLIF("{m['behavior']}"::VARCHAR, '') AS behavior, TRY_CAST({opt['lat']} AS DOUBLE) AS lat,
+        TRY_CAST({opt['lon']} AS DOUBLE) AS lon, {opt['category']}::VARCHAR AS category,
+        CASE WHEN user_id IS NULL THEN 'empty_user_id'
+             WHEN {ts_raw} IS NULL OR {ts_raw}::VARCHAR = '' THEN 'empty_timestamp'
+             WHEN {ts} IS NULL THEN 'unparseable_timestamp'
+             WHEN location IS NULL THEN 'empty_location'
+             WHEN behavior IS NULL THEN 'empty_label' {vocab} END AS reason,
+        to_json(t)::VARCHAR AS raw_line
+        FROM {src} t""")
+    con.execute(f"""COPY (SELECT user_id, ts, location, behavior, lat, lon, category, count(*) AS n FROM checked
+        WHERE reason IS NULL GROUP BY ALL) TO {_sql_str(stage)} (FORMAT parquet)""")
+    rejects = [{"file": file_label, "line": int(line), "raw_line": raw, "reason": reason, "detail": "record number"}
+               for line, raw, reason in con.execute(
+                   "SELECT line, raw_line, reason FROM checked WHERE reason IS NOT NULL ORDER BY line").fetchall()]
+    data_lines = con.execute("SELECT count(*) FROM checked").fetchone()[0]
+    meta = {"file": file_label, "data_lines_read": int(data_lines), "encoding": "parquet",
+            "non_utf8_lines_decoded_as_cp1252_or_latin1": 0}
+    return stage, meta, rejects
+
+
+def _atomic_outputs(outputs: dict[str, Path]):
+    """Temporary siblings of the outputs; moved into place only when all are written."""
+    return {k: p.with_name(f".tmp.{p.name}") for k, p in outputs.items()}
+
+
+def ingest_dataset(ds: DatasetSettings, log_path, events_out, rejects_out, report_out, attributes_out,
+                   attributes_path: str | Path | None = None, threads: int | None = None) -> dict:
+    """Ingest the raw file `log_path` of dataset `ds` into the canonical `events.parquet`; returns the report."""
+    outputs = {"events": Path(events_out), "rejects": Path(rejects_out), "report": Path(report_out),
+               "attributes": Path(attributes_out)}
+    for p in outputs.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _atomic_outputs(outputs)
+    workdir = Path(tempfile.mkdtemp(prefix="ingest_", dir=outputs["events"].parent))
+    try:
+        layout = layout_for(ds, log_path)
+        stage, meta, rejects = ingest_file(layout, ds, workdir, threads)
+        con = duckdb.connect()
+        if threads:
+            con.execute(f"SET threads={int(threads)}")
+        con.execute(f"SET temp_directory={_sql_str(workdir / 'duckdb_tmp')}")
+        notnull = " AND ".join(f"{c} IS NOT NULL" for c in REQUIRED)
+        slot = int(ds.slot_minutes)
+        accepted, distinct_rows = con.execute(
+            f"SELECT coalesce(sum(n), 0), count(*) FROM {_sql_str(stage)} WHERE {notnull}").fetchone()
+        deduplicated = int(accepted - distinct_rows)
+        if distinct_rows == 0:
+            raise IngestError(f"{layout.path}: no valid data lines ({meta['data_lines_read']} read, "
+                              f"{len(rejects)} rejected); see the reject reasons and fix the input or the config")
+        con.execute(f"""COPY (SELECT user_id, ts, (isodow(ts) - 1)::TINYINT AS weekday,
+              ((hour(ts) * 60 + minute(ts)) // {slot} * {slot})::SMALLINT AS slot,
+              location, behavior, lat, lon, category
+            FROM {_sql_str(stage)} WHERE {notnull}
+            ORDER BY user_id, ts, location, behavior, lat, lon, category)
+            TO {_sql_str(tmp['events'])} (FORMAT parquet, COMPRESSION zstd)""")
+        by_reason: dict[str, int] = {}
+        for r in rejects:
+            by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+        stats = con.execute(f"SELECT count(DISTINCT user_id), min(ts)::VARCHAR, max(ts)::VARCHAR, "
+                            f"count(DISTINCT behavior), count(DISTINCT location) FROM {_sql_str(tmp['events'])}").fetchone()
+        report = {
+            "dataset": ds.name,
+            "format": ds.format,
+            "files": [meta],
+            "data_lines_read": meta["data_lines_read"],
+            "accepted": int(distinct_rows),
+            "rejected": len(rejects),
+            "deduplicated": deduplicated,
+            "rejects_by_reason": dict(sorted(by_reason.items())),
+            "users": int(stats[0]),
+            "first_event": stats[1],
+            "last_event": stats[2],
+            "behaviors": int(stats[3]),
+            "locations": int(stats[4]),
+            "vocabulary_size": len(ds.vocabulary) if ds.vocabulary else None,
+            "slot_minutes": slot,
+            "invariant": "accepted + rejected + deduplicated = data_lines_read",
+        }
+        total = report["accepted"] + report["rejected"] + report["deduplicated"]
+        if total != report["data_lines_read"]:
+            raise IngestError(
+                f"{layout.path}: line accounting does not balance: accepted {report['accepted']} + rejected "
+                f"{report['rejected']} + deduplicated {deduplicated} = {total} != {report['data_lines_read']} "
+                "data lines read (quoted fields spanning several lines are not supported)")
+        _write_rejects(tmp["rejects"], rejects)
+        report["attribute_users"] = _ingest_attributes(ds, attributes_path, tmp["attributes"])
+        tmp["report"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        for key, p in outputs.items():
+            os.replace(tmp[key], p)
+        log.info("%s: %d lines read, %d accepted, %d rejected, %d duplicates dropped", ds.name,
+                 report["data_lines_read"], report["accepted"], report["rejected"], deduplicated)
+        return report
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        for p in tmp.values():
+            p.unlink(missing_ok=True)
+
+
+def _write_rejects(path: Path, rejects: list[dict]) -> None:
+    rejects = sorted(rejects, key=lambda r: (r["file"], r["line"]))
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "line", "raw_line", "reason", "detail"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rejects)
+
+
+def _ingest_attributes(ds: DatasetSettings, path, out: Path) -> int:
+    """Per-user attribute table (the simulator's accounts, or a generic attributes file)."""
+    con = duckdb.connect()
+    if path is None:
+        con.execute(f"COPY (SELECT NULL::VARCHAR AS user_id WHERE false) TO {_sql_str(out)} (FORMAT parquet)")
+        return 0
+    path = Path(path)
+    _check_readable(path)
+    try:
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv({_sql_str(path)}, header=true)").fetchall()]
+    except duckdb.Error as exc:
+        raise IngestError(f"{path}: cannot read the attribute table ({exc})") from exc
+    key = "account_id" if ds.format == "simulated" else ds.columns.get("user_id", "user_id")
+    if key not in cols:
+        raise IngestError(f"{path}: the attribute table needs a '{key}' column to join on; found {cols}")
+    keep = [c for c in cols if c not in (key, "device_id")]
+    select = ", ".join([f'"{key}"::VARCHAR AS user_id'] + [f'"{c}"' for c in keep])
+    con.execute(f"COPY (SELECT {select} FROM read_csv({_sql_str(path)}, header=true) ORDER BY user_id) "
+                f"TO {_sql_str(out)} (FORMAT parquet)")
+    return con.execute(f"SELECT count(*) FROM {_sql_str(out)}").fetchone()[0]
+
+
+def raw_inputs(ds: DatasetSettings, name: str) -> dict[str, str]:
+    """Paths the ingest rule reads for a dataset (the simulator's outputs for 'simulated')."""
+    if ds.format == "simulated":
+        return {"log": f"data/raw/{name}/phone_log.csv.gz", "attributes": f"data/raw/{name}/accounts.csv"}
+    out = {"log": ds.path}
+    if ds.attributes_path:
+        out["attributes"] = ds.attributes_path
+    return out
+
+

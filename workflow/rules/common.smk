@@ -1,0 +1,80 @@
+# Validated config and every input function of the workflow.
+from dataclasses import asdict
+
+from snakemake.utils import validate
+
+from behaviorflow.config import (
+    ConfigError,
+    anonymization_settings,
+    check_config,
+    dataset_settings,
+    simulation_settings,
+    split_settings,
+)
+from behaviorflow.ingest import raw_inputs
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    check_config(config, base_dir=".")
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+DATASETS = sorted(config["datasets"])
+SIMULATED = [d for d in DATASETS if config["datasets"][d]["format"] == "simulated"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+
+
+# Datasets whose pseudonyms need a real secret key declare the key variable, so Snakemake fails
+# early when it is unset and passes it to cluster jobs; it never enters params, logs or outputs.
+KEY_ENVS = sorted(
+    {
+        anonymization_settings(config, d).key_env
+        for d in DATASETS
+        if not (
+            config["datasets"][d]["format"] == "simulated"
+            and anonymization_settings(config, d).allow_fixed_key
+        )
+    }
+)
+if KEY_ENVS:
+
+    envvars:
+        *KEY_ENVS,
+
+
+def get_raw_inputs(wildcards):
+    """Raw files the ingest rule reads: the simulator's log or the configured input."""
+    return raw_inputs(dataset_settings(config, wildcards.dataset), wildcards.dataset)
+
+
+def get_dataset_settings(wildcards):
+    return asdict(dataset_settings(config, wildcards.dataset))
+
+
+def get_simulation_settings(wildcards):
+    return asdict(simulation_settings(config, wildcards.dataset))
+
+
+def get_anonymization_settings(wildcards):
+    return asdict(anonymization_settings(config, wildcards.dataset))
+
+
+def get_dataset_format(wildcards):
+    return config["datasets"][wildcards.dataset]["format"]
+
+
+def get_split_settings(wildcards):
+    return asdict(split_settings(config))
+
+
+def get_final_targets():
+    """Deepest outputs that exist so far: profiles and splits of every dataset."""
+    return expand(
+        "data/processed/{dataset}/{name}",
+        dataset=DATASETS,
+        name=["split.parquet", "profiles.parquet"],
+    )

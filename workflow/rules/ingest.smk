@@ -1,0 +1,23 @@
+# Raw logs -> canonical events (DuckDB), rejects with line numbers, and an ingest report.
+
+
+rule ingest:
+    input:
+        unpack(get_raw_inputs),
+    output:
+        events="data/interim/{dataset}/events.parquet",
+        attributes="data/interim/{dataset}/user_attributes.parquet",
+        rejects="data/interim/{dataset}/rejects.csv",
+        report="data/interim/{dataset}/ingest_report.json",
+    params:
+        settings=get_dataset_settings,
+    log:
+        "logs/{dataset}/ingest.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/ingest.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/ingest.py"

@@ -1,0 +1,19 @@
+# The embedded default dataset: a SIMULATED phone-log population (see behaviorflow.simulate).
+
+
+rule simulate_raw_logs:
+    output:
+        log="data/raw/{dataset}/phone_log.csv.gz",
+        accounts="data/raw/{dataset}/accounts.csv",
+    params:
+        settings=get_simulation_settings,
+    log:
+        "logs/{dataset}/simulate_raw_logs.log",
+    wildcard_constraints:
+        dataset="|".join(SIMULATED) or "^$",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/simulate_raw_logs.py"

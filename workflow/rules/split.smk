@@ -1,0 +1,19 @@
+# Users 8:1:1 train/val/test by seed; chronological support/query for val/test users.
+
+
+rule split_users:
+    input:
+        events="data/processed/{dataset}/events.parquet",
+    output:
+        split="data/processed/{dataset}/split.parquet",
+        report="data/processed/{dataset}/split_report.json",
+    params:
+        settings=get_split_settings,
+    log:
+        "logs/{dataset}/split_users.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/split_users.py"
