@@ -174,3 +174,22 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
     total = split.train + split.val + split.test
     if abs(total - 1.0) > 1e-9:
         raise ConfigError(f"split.train + split.val + split.test must be 1 (is {total:g})")
+
+
+def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
+    """Schema violations as `key.path: message (allowed: ...)` lines, most specific first."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path)):
+        best = jsonschema.exceptions.best_match([err])
+        key = ".".join(str(p) for p in best.absolute_path) or "(top level)"
+        msg = best.message
+        allowed = best.schema.get("enum") if isinstance(best.schema, dict) else None
+        if allowed and "is not one of" not in msg:
+            msg += f" (allowed: {allowed})"
+        out.append(f"{key}: {msg}")
+    return out

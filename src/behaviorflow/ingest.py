@@ -256,7 +256,10 @@ def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, labe
     out = []
     ts_col = mapping["ts"]
     for line, raw, types, columns, messages in rows:
-        raw = (raw or "").strip("\r\n")
+        # csv_line may carry blank lines before the record, and an unterminated quote swallows the
+        # following lines: each physical line becomes its own reject row so line accounting holds.
+        physical = (raw or "").lstrip("\r\n").rstrip("\r\n").split("\n")
+        raw = physical[0].rstrip("\r")
         if "INVALID ENCODING" in types or "INVALID UNICODE" in types:
             reason, detail = "invalid_encoding", messages[0]
         elif "CAST" in types and types == ["CAST"]:
@@ -280,6 +283,9 @@ def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, labe
             reason = "malformed_row"
             detail = "; ".join(sorted(set(types))) + ": " + messages[0]
         out.append({"file": file_label, "line": int(line), "raw_line": raw, "reason": reason, "detail": detail})
+        for offset, extra in enumerate(physical[1:], start=1):
+            out.append({"file": file_label, "line": int(line) + offset, "raw_line": extra.rstrip("\r"),
+                        "reason": "malformed_row", "detail": f"inside the unterminated quoted field of line {line}"})
     return out
 
 

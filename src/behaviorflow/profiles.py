@@ -36,7 +36,8 @@ def _summary(row: pd.Series, attrs: list[str]) -> str:
     if bits:
         parts.append("Profile: " + ", ".join(bits) + ".")
     work = f"work zone {row['work_zone']}" if row["work_zone"] != "none" else "no regular work zone"
-    parts.append(f"Home zone {row['home_zone']}; {work}.")
+    home = f"home zone {row['home_zone']}" if row["home_zone"] != "none" else "no regular home zone"
+    parts.append(f"{home[0].upper()}{home[1:]}; {work}.")
     parts.append(f"Active {row['active_start']}-{row['active_end']}.")
     parts.append("Most frequent: " + ", ".join(
         f"{b} {s:.0%}" for b, s in zip(row["top_behaviors"], row["top_shares"])) + ".")
@@ -57,16 +58,16 @@ def build_profiles(split_in, profiles_input_in, profiles_out, top_k: int = 3) ->
         FROM vis GROUP BY 1""").df()
     beh = con.execute("SELECT user_id, behavior, count(*) AS n FROM vis GROUP BY 1, 2 ORDER BY 1, n DESC, 2").df()
     loc = con.execute("SELECT user_id, location, count(*) AS n FROM vis GROUP BY 1, 2").df()
-    home = con.execute(f"""SELECT user_id, arg_max(location, n) AS home_zone FROM (
-            SELECT user_id, location, count(*) + count(*) FILTER ({NIGHT}) * 1000 AS n
-            FROM vis GROUP BY 1, 2) GROUP BY 1""").df()
+    # Home: the named zone most used at night (then overall); z_other is never a home or work zone.
+    home_sql = f"""SELECT user_id, arg_max(location, n) AS home FROM (
+            SELECT user_id, location, count(*) + count(*) FILTER ({NIGHT}) * 1000000 AS n
+            FROM vis WHERE location <> 'z_other' GROUP BY 1, 2) GROUP BY 1"""
+    home = con.execute(home_sql).df().rename(columns={"home": "home_zone"})
     work = con.execute(f"""SELECT v.user_id, arg_max(v.location, v.n) AS work_zone, max(v.n) / any_value(t.total) AS share
         FROM (SELECT user_id, location, count(*) AS n FROM vis WHERE {WORK_HOURS} GROUP BY 1, 2) v
         JOIN (SELECT user_id, count(*) AS total FROM vis WHERE {WORK_HOURS} GROUP BY 1) t USING (user_id)
-        JOIN (SELECT user_id, arg_max(location, n) AS home FROM (
-              SELECT user_id, location, count(*) + count(*) FILTER ({NIGHT}) * 1000 AS n FROM vis GROUP BY 1, 2)
-              GROUP BY 1) h USING (user_id)
-        WHERE v.location <> h.home AND v.location <> 'z_other' GROUP BY 1""").df()
+        LEFT JOIN ({home_sql}) h USING (user_id)
+        WHERE v.location IS DISTINCT FROM h.home AND v.location <> 'z_other' GROUP BY 1""").df()
     rhythm = con.execute("""SELECT user_id,
             avg(n) FILTER (NOT weekend) AS weekday_events_per_day,
             avg(n) FILTER (weekend) AS weekend_events_per_day
@@ -83,6 +84,7 @@ def build_profiles(split_in, profiles_input_in, profiles_out, top_k: int = 3) ->
     prof = base.set_index("user_id")
     prof = prof.join(home.set_index("user_id")).join(work.set_index("user_id"))
     prof = prof.join(rhythm.set_index("user_id")).join(top_lists).join(ent_b).join(ent_l)
+    prof["home_zone"] = prof["home_zone"].fillna("none")
     prof["work_zone"] = np.where(prof["share"].fillna(0) >= 0.1, prof["work_zone"].fillna("none"), "none")
     prof = prof.drop(columns=["share"])
     prof["active_start"] = prof["q05"].map(hhmm)

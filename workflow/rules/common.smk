@@ -8,12 +8,17 @@ from behaviorflow.config import (
     anonymization_settings,
     check_config,
     dataset_settings,
+    schema_problems,
     simulation_settings,
     split_settings,
 )
 from behaviorflow.ingest import raw_inputs
 
 
+# Plain messages naming each bad key first; then Snakemake's validate fills in the defaults.
+_problems = schema_problems(config, workflow.source_path("../schemas/config.schema.yaml"))
+if _problems:
+    raise WorkflowError("invalid config:\n  " + "\n  ".join(_problems))
 validate(config, schema="../schemas/config.schema.yaml")
 try:
     check_config(config, base_dir=".")
