@@ -40,6 +40,7 @@ def tokyo_csv() -> Path:
 
 def make_workdir(tmp: Path, config: dict) -> Path:
     """A workflow copy with its own config in `tmp` (outputs never touch the checkout)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     for item in ("Snakefile", "workflow", "profiles"):
         src = REPO / item
         if src.is_dir():
@@ -53,8 +54,10 @@ def make_workdir(tmp: Path, config: dict) -> Path:
 
 def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True,
                   timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake from this interpreter's environment in `workdir`."""
+    """Run snakemake from this interpreter's environment in `workdir` (env values of None unset)."""
     full_env = {**os.environ, **(env or {})}
+    for key in [k for k, v in full_env.items() if v is None]:
+        del full_env[key]  # None means: unset in the child
     full_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + full_env.get("PATH", "")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
                           capture_output=True, text=True, env=full_env, timeout=timeout)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from behaviorflow.atomic import tmp_sibling, write_json
 from behaviorflow.config import AnonymizationSettings
 
 log = logging.getLogger(__name__)
@@ -201,7 +200,7 @@ def anonymize_dataset(events_in, attributes_in, events_out, profiles_input_out, 
         SELECT user_id, epoch, location,
                row_number() OVER (PARTITION BY user_id, epoch ORDER BY n DESC, location) AS rk
         FROM (SELECT user_id, {epoch_sql} AS epoch, location, count(*) AS n FROM ev GROUP BY ALL)""")
-    tmp_events = Path(events_out).with_name(f".tmp.{Path(events_out).name}")
+    tmp_events = tmp_sibling(events_out)
     con.execute(f"""COPY (
         SELECT m.pseudonym AS user_id,
                time_bucket(INTERVAL {slot} MINUTE, e.ts) AS ts,
@@ -254,9 +253,9 @@ def anonymize_dataset(events_in, attributes_in, events_out, profiles_input_out, 
         "timestamps": {"floored_to_minutes": slot},
         "attributes": {**k_summary, "dropped_non_quasi_identifier_columns": other_attrs},
     }
-    tmp_profiles = Path(profiles_input_out).with_name(f".tmp.{Path(profiles_input_out).name}")
+    tmp_profiles = tmp_sibling(profiles_input_out)
     profiles_input.to_parquet(tmp_profiles, index=False)
-    Path(report_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(report_out, report)
     os.replace(tmp_profiles, profiles_input_out)
     os.replace(tmp_events, events_out)
     log.info("anonymised %d events of %d users into %d pseudonymous users (k reached: %s)",

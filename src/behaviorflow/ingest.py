@@ -26,8 +26,9 @@ from pathlib import Path
 
 import duckdb
 
+from behaviorflow.atomic import tmp_sibling
 from behaviorflow.config import DatasetSettings
-from behaviorflow.simulate import ACCOUNT_COLUMNS, LOG_COLUMNS
+from behaviorflow.simulate import LOG_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -407,19 +408,12 @@ def _ingest_parquet(layout, ds, stage, file_label, threads):
     return stage, meta, rejects
 
 
-def _atomic_outputs(outputs: dict[str, Path]):
-    """Temporary siblings of the outputs; moved into place only when all are written."""
-    return {k: p.with_name(f".tmp.{p.name}") for k, p in outputs.items()}
-
-
 def ingest_dataset(ds: DatasetSettings, log_path, events_out, rejects_out, report_out, attributes_out,
                    attributes_path: str | Path | None = None, threads: int | None = None) -> dict:
     """Ingest the raw file `log_path` of dataset `ds` into the canonical `events.parquet`; returns the report."""
     outputs = {"events": Path(events_out), "rejects": Path(rejects_out), "report": Path(report_out),
                "attributes": Path(attributes_out)}
-    for p in outputs.values():
-        p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_outputs(outputs)
+    tmp = {k: tmp_sibling(p) for k, p in outputs.items()}
     workdir = Path(tempfile.mkdtemp(prefix="ingest_", dir=outputs["events"].parent))
     try:
         layout = layout_for(ds, log_path)

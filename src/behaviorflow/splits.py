@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from behaviorflow.atomic import tmp_sibling, write_json
 from behaviorflow.config import SplitSettings
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def split_events(events_in, split_out, report_out, settings: SplitSettings) -> d
         0,
     )
     con.register("users_split", users)
-    tmp = Path(split_out).with_name(f".tmp.{Path(split_out).name}")
+    tmp = tmp_sibling(split_out)
     con.execute(f"""COPY (
         SELECT e.user_id, e.ts, e.weekday, e.slot, e.location, e.behavior, u.split,
                CASE WHEN u.split IN ('train', 'excluded') THEN u.split
@@ -74,7 +73,7 @@ def split_events(events_in, split_out, report_out, settings: SplitSettings) -> d
         if users["split"].isin(["val", "test"]).any() else None,
         "seed": settings.seed,
     }
-    Path(report_out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(report_out, report)
     os.replace(tmp, split_out)
     log.info("split %d users: %s", len(users), report["users_by_split"])
     return report

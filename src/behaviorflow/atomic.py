@@ -1,0 +1,22 @@
+"""Atomic outputs: write to a hidden sibling, then `os.replace` into place when everything succeeded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def tmp_sibling(path) -> Path:
+    """Hidden temporary sibling of `path` (its folder is created); keeps the suffix for DuckDB."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".tmp.{path.name}")
+
+
+def write_json(path, obj) -> None:
+    """Write `obj` as indented JSON atomically."""
+    import json
+    import os
+
+    tmp = tmp_sibling(path)
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,78 @@
+"""Config: schema messages, semantic checks, and environment.yml kept in step with pyproject.toml."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from behaviorflow.config import ConfigError, check_config, dataset_settings, schema_problems
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def test_default_config_is_valid():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert schema_problems(config, SCHEMA) == []
+    check_config(config, base_dir=REPO)
+    assert dataset_settings(config, "simulated").vocabulary and len(dataset_settings(config, "simulated").vocabulary) == 37
+
+
+@pytest.mark.parametrize("config,expected", [
+    ({"datasets": {"x": {"format": "nosuch", "path": "a"}}},
+     "datasets.x.format: 'nosuch' is not one of ['simulated', 'checkins_csv', 'foursquare_tsmc2014', 'generic']"),
+    ({"datasets": {"s": {"format": "simulated"}}, "slot_minutes": "half"}, "slot_minutes: 'half' is not of type 'integer'"),
+    ({"datasets": {"s": {"format": "simulated", "simulation": {"n_users": 3}}}},
+     "datasets.s.simulation.n_users: 3 is less than the minimum of 10"),
+    ({"datasets": {"s": {"format": "simulated", "colour": 1}}}, "datasets.s: Additional properties are not allowed"),
+    ({"datasets": {}}, "datasets: {} should be non-empty"),
+])
+def test_schema_problems_name_the_key(config, expected):
+    problems = schema_problems(config, SCHEMA)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+@pytest.mark.parametrize("dataset,message", [
+    ({"format": "checkins_csv", "path": "no/such.csv"}, "datasets.d.path: input file 'no/such.csv' does not exist"),
+    ({"format": "checkins_csv"}, "datasets.d.path is required for format 'checkins_csv'"),
+    ({"format": "simulated", "path": "x.csv"}, "datasets.d.path: format 'simulated' writes its own raw log"),
+    ({"format": "generic", "path": "pyproject.toml"}, "datasets.d.columns is required for format 'generic'"),
+    ({"format": "checkins_csv", "path": "pyproject.toml", "anonymization": {"allow_fixed_key": True}},
+     "the fixed key is only allowed for simulated data"),
+    ({"format": "checkins_csv", "path": "pyproject.toml", "vocabulary": "no/vocab.txt"},
+     "vocabulary file 'no/vocab.txt' does not exist"),
+])
+def test_semantic_checks(dataset, message):
+    with pytest.raises(ConfigError) as err:
+        check_config({"datasets": {"d": dataset}}, base_dir=REPO)
+    assert message in str(err.value)
+
+
+def test_split_fractions_must_sum_to_one():
+    with pytest.raises(ConfigError, match="must be 1"):
+        check_config({"datasets": {"s": {"format": "simulated"}}, "split": {"train": 0.7, "val": 0.1, "test": 0.1}})
+
+
+def _normalise(req: str) -> tuple[str, str]:
+    m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", req.strip())
+    name, spec = m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+    return {"python-duckdb": "duckdb"}.get(name, name), spec
+
+
+def test_environment_yml_in_step_with_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = dict(_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    have = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for pip_dep in dep["pip"]:
+                if not pip_dep.startswith("-e"):
+                    have.update([_normalise(pip_dep)])
+        elif not dep.startswith(("python=", "pip")):
+            have.update([_normalise(dep)])
+    assert have == wanted
+    assert env["channels"][0] == "conda-forge"
+    assert "torch==2.13.0" in project["dependencies"]

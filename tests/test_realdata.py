@@ -1,0 +1,84 @@
+"""The real Tokyo check-ins (../shared/data): ingest, anonymise, profile; counts and leak scan."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from behaviorflow.anonymize import anonymize_dataset
+from behaviorflow.config import AnonymizationSettings, DatasetSettings, SplitSettings
+from behaviorflow.ingest import ingest_dataset
+from behaviorflow.leakscan import scan_paths, secrets_from_csv
+from behaviorflow.profiles import build_profiles
+from behaviorflow.splits import split_events
+from conftest import REPO, TOKYO_INTENTS, make_workdir, run_snakemake
+
+KEY = "tokyo-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def tokyo_chain(tmp_path_factory, tokyo_csv):
+    out = tmp_path_factory.mktemp("tokyo")
+    ds = DatasetSettings(name="tokyo", format="checkins_csv", path=str(tokyo_csv), vocabulary=tuple(TOKYO_INTENTS))
+    ingest = ingest_dataset(ds, tokyo_csv, out / "interim/events.parquet", out / "interim/rejects.csv",
+                            out / "interim/report.json", out / "interim/attrs.parquet")
+    os.environ["BF_TOKYO_KEY"] = KEY
+    try:
+        anon = anonymize_dataset(out / "interim/events.parquet", out / "interim/attrs.parquet",
+                                 out / "processed/events.parquet", out / "processed/profiles_input.parquet",
+                                 out / "processed/anonymization_report.json",
+                                 AnonymizationSettings(key_env="BF_TOKYO_KEY", rotation_months=3), "checkins_csv")
+    finally:
+        del os.environ["BF_TOKYO_KEY"]
+    split_events(out / "processed/events.parquet", out / "processed/split.parquet", out / "processed/split.json",
+                 SplitSettings())
+    profiles = build_profiles(out / "processed/split.parquet", out / "processed/profiles_input.parquet",
+                              out / "processed/profiles.parquet")
+    return out, ingest, anon, profiles
+
+
+def test_tokyo_counts(tokyo_chain, tokyo_csv):
+    out, ingest, anon, profiles = tokyo_chain
+    assert ingest["data_lines_read"] == 59_329
+    assert ingest["accepted"] == 59_329 and ingest["rejected"] == 0 and ingest["deduplicated"] == 0
+    assert ingest["users"] == 93 and ingest["behaviors"] == 11
+    assert anon["events_in"] == anon["events_out"] == 59_329
+    raw = pd.read_csv(tokyo_csv, parse_dates=["timestamp"])
+    quarters = raw.assign(q=(raw.timestamp.dt.month - 1) // 3)[["user_id", "q"]].drop_duplicates()
+    assert anon["pseudonymisation"]["raw_users"] == 93
+    assert anon["pseudonymisation"]["pseudonymous_users"] == len(quarters)
+    shares = pd.read_parquet(out / "processed/events.parquet")["behavior"].value_counts(normalize=True)
+    assert shares["Other"] == pytest.approx(0.522, abs=0.001) and shares["shopping"] == pytest.approx(0.197, abs=0.001)
+    assert profiles["summary"].str.contains("Most frequent").all()
+    assert {"age", "gender"}.isdisjoint(profiles.columns)  # Tokyo has no demographic profile
+
+
+def test_tokyo_leak_scan(tokyo_chain, tokyo_csv):
+    out, *_ = tokyo_chain
+    secrets = secrets_from_csv(tokyo_csv, ["user_id", "venue_id"])
+    assert len(secrets.ids) == 93 + 14_199
+    assert scan_paths([out / "processed"], secrets) == {}
+    assert scan_paths([out / "interim/events.parquet"], secrets)  # raw ids are there before anonymisation
+
+
+def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
+    config = yaml.safe_load((REPO / "tests/configs/tokyo.yaml").read_text())
+    config["datasets"]["tokyo"]["path"] = str(tokyo_csv)
+    work = make_workdir(tmp_path, config)
+    proc = run_snakemake(work, check=False, env={"BEHAVIORFLOW_PSEUDONYM_KEY": None})
+    assert proc.returncode != 0 and "BEHAVIORFLOW_PSEUDONYM_KEY" in proc.stderr + proc.stdout
+    assert not (work / "data").exists()
+    run_snakemake(work, env={"BEHAVIORFLOW_PSEUDONYM_KEY": KEY})
+    report = json.loads((work / "data/interim/tokyo/ingest_report.json").read_text())
+    assert (report["accepted"], report["users"]) == (59_329, 93)
+    split = pd.read_parquet(work / "data/processed/tokyo/split.parquet")
+    assert len(split) == 59_329
+    secrets = secrets_from_csv(tokyo_csv, ["user_id", "venue_id"])
+    past = [work / "data/processed", work / ".snakemake/metadata"]
+    past += [work / "logs/tokyo" / f"{r}.log" for r in ("anonymize", "split_users", "build_profiles")]
+    assert scan_paths(past, secrets) == {}
+    for path in (work / ".snakemake").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path

@@ -1,0 +1,96 @@
+"""The workflow on a tiny simulated config in a temp dir: outputs, leak scan, reruns, bad configs."""
+
+import copy
+import hashlib
+import json
+import re
+
+import pandas as pd
+import yaml
+
+from behaviorflow.leakscan import scan_paths, secrets_from_csv
+from conftest import TINY_CONFIG, make_workdir, run_snakemake
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def test_chain_reaches_split_and_profiles_with_counts_kept(tiny_run):
+    d = tiny_run / "data"
+    ingest = read_json(d / "interim/tiny/ingest_report.json")
+    anon = read_json(d / "processed/tiny/anonymization_report.json")
+    split_report = read_json(d / "processed/tiny/split_report.json")
+    assert ingest["accepted"] + ingest["rejected"] + ingest["deduplicated"] == ingest["data_lines_read"]
+    assert ingest["rejected"] > 0 and ingest["deduplicated"] > 0  # the simulator's faults were handled
+    assert anon["events_in"] == anon["events_out"] == ingest["accepted"] == split_report["events"]
+    split = pd.read_parquet(d / "processed/tiny/split.parquet")
+    profiles = pd.read_parquet(d / "processed/tiny/profiles.parquet")
+    assert len(split) == ingest["accepted"]
+    kept = split.loc[split.split != "excluded", "user_id"].nunique()
+    assert len(profiles) == kept and profiles["summary"].str.len().min() > 40
+    assert anon["attributes"]["k_reached"] >= TINY_CONFIG["anonymization"]["k"]
+    assert (tiny_run / "logs/tiny/ingest.log").read_text().count("accepted") == 1
+
+
+def test_nothing_past_anonymisation_holds_raw_ids_or_coordinates(tiny_run):
+    secrets = secrets_from_csv(tiny_run / "data/raw/tiny/phone_log.csv.gz", ["device_id", "account_id", "cell_id"],
+                               ["latitude", "longitude"])
+    assert len(secrets.ids) > 40 and len(secrets.coords) > 100
+    past = [tiny_run / "data/processed", tiny_run / ".snakemake/metadata"]
+    past += [tiny_run / "logs/tiny" / f"{rule}.log" for rule in ("anonymize", "split_users", "build_profiles")]
+    assert scan_paths(past, secrets) == {}
+    # the scan can fail: the interim data (before anonymisation) does hold raw ids
+    assert scan_paths([tiny_run / "data/interim/tiny/events.parquet"], secrets)
+
+
+def _hashes(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "data").rglob("*")) if p.is_file()}
+
+
+def test_rerun_from_scratch_gives_identical_files(tiny_run):
+    before = _hashes(tiny_run)
+    run_snakemake(tiny_run, "--forceall")
+    assert _hashes(tiny_run) == before
+
+
+def _planned_jobs(proc):
+    stats = proc.stdout[proc.stdout.index("Job stats:"):]
+    return set(re.findall(r"^(\w+)\s+\d+$", stats, flags=re.M)) - {"total"}
+
+
+def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
+    work = make_workdir(tmp_path, TINY_CONFIG)
+    run_snakemake(work)
+    assert "Nothing to be done" in run_snakemake(work, "-n").stdout
+    changed = copy.deepcopy(TINY_CONFIG)
+    changed["anonymization"]["top_zones"] = 5
+    (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
+    jobs = _planned_jobs(run_snakemake(work, "-n"))
+    assert jobs == {"anonymize", "split_users", "build_profiles", "all"}
+    changed["split"]["seed"] = 99
+    (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
+    run_snakemake(work)
+    changed["split"]["seed"] = 100
+    (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
+    assert _planned_jobs(run_snakemake(work, "-n")) == {"split_users", "build_profiles", "all"}
+
+
+def test_invalid_configs_fail_before_any_job(tmp_path):
+    cases = {
+        "wrong type": ({"slot_minutes": "half"}, "slot_minutes: 'half' is not of type 'integer'"),
+        "unknown format": ({"datasets": {"x": {"format": "excel", "path": "a.xlsx"}}},
+                           "datasets.x.format: 'excel' is not one of ['simulated', 'checkins_csv', "
+                           "'foursquare_tsmc2014', 'generic']"),
+        "missing input": ({"datasets": {"t": {"format": "checkins_csv", "path": "missing/checkins.csv"}}},
+                          "datasets.t.path: input file 'missing/checkins.csv' does not exist"),
+    }
+    for name, (override, message) in cases.items():
+        config = copy.deepcopy(TINY_CONFIG)
+        config.update(override)
+        work = make_workdir(tmp_path / name.replace(" ", "_"), config)
+        proc = run_snakemake(work, check=False)
+        assert proc.returncode != 0, name
+        assert message in proc.stderr + proc.stdout, (name, proc.stderr[-2000:])
+        assert not (work / "data").exists(), f"{name}: a job ran"
