@@ -14,6 +14,6 @@ include: "workflow/rules/profiles.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_targets(),
-    default_target: True

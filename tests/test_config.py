@@ -61,10 +61,11 @@ def _normalise(req: str) -> tuple[str, str]:
     return {"python-duckdb": "duckdb"}.get(name, name), spec
 
 
-def test_environment_yml_in_step_with_pyproject():
+@pytest.mark.parametrize("env_file", ["environment.yml", "workflow/envs/behaviorflow.yaml"])
+def test_environment_yml_in_step_with_pyproject(env_file):
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = dict(_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
-    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    env = yaml.safe_load((REPO / env_file).read_text())
     have = {}
     for dep in env["dependencies"]:
         if isinstance(dep, dict):

@@ -40,7 +40,8 @@ def test_checkins_good_file(tmp_path):
     p.write_text(HEADER + "\n".join(GOOD) + "\n")
     report, rejects, events = run(checkins(), p, tmp_path)
     assert report["accepted"] == 3 and report["rejected"] == 0 and report["users"] == 2
-    assert list(events.columns) == ["user_id", "ts", "weekday", "slot", "location", "behavior", "lat", "lon", "category"]
+    assert list(events.columns) == ["user_id", "ts", "weekday", "slot", "location", "behavior", "lat", "lon", "category",
+                                  "copies"]
     first = events.iloc[0]
     assert first["user_id"] == "1" and first["behavior"] == "outdoors" and first["location"] == "Park#1"
     assert first["weekday"] == 4 and first["slot"] == 12 * 60  # Friday, 12:10 floored to 12:00 (30-min slots)

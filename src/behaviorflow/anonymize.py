@@ -18,12 +18,13 @@ import hashlib
 import hmac
 import logging
 import os
+import tempfile
 
-import duckdb
 import pandas as pd
 
 from behaviorflow.atomic import tmp_sibling, write_json
 from behaviorflow.config import AnonymizationSettings
+from behaviorflow.duck import connect, sql_str
 
 log = logging.getLogger(__name__)
 
@@ -169,53 +170,52 @@ def k_anonymize(attrs: pd.DataFrame, quasi: list[str], k: int, max_suppression: 
 
 # --- the dataset-level step -------------------------------------------------------------------
 
-def _sql_str(value) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def anonymize_dataset(events_in, attributes_in, events_out, profiles_input_out, report_out,
-                      settings: AnonymizationSettings, dataset_format: str, threads: int | None = None) -> dict:
+                      settings: AnonymizationSettings, dataset_format: str, threads: int | None = None,
+                      memory_mb: int | None = None) -> dict:
     """Anonymise interim events and attributes of one dataset; returns the report."""
     key, key_source = resolve_key(settings, dataset_format)
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads={int(threads)}")
-    con.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet({_sql_str(events_in)})")
+    with tempfile.TemporaryDirectory(prefix="anonymize_", dir=tmp_sibling(events_out).parent) as spill:
+        return _anonymize(events_in, attributes_in, events_out, profiles_input_out, report_out, settings,
+                          key, key_source, connect(threads, memory_mb, spill))
+
+
+def _anonymize(events_in, attributes_in, events_out, profiles_input_out, report_out, settings, key, key_source,
+               con) -> dict:
+    src = f"read_parquet({sql_str(events_in)})"
     rot = int(settings.rotation_months)
-    anchor = con.execute("SELECT min(year(ts) * 12 + month(ts) - 1) FROM ev").fetchone()[0]
-
-    def epoch_of(col: str) -> str:
-        # rotation epochs count whole periods of `rot` months from the dataset's first month
-        return f"((year({col}) * 12 + month({col}) - 1 - {anchor}) // {rot})" if rot > 0 else "0"
-
-    epoch_sql = epoch_of("ts")
-    users = con.execute(f"SELECT DISTINCT user_id, {epoch_sql} AS epoch FROM ev ORDER BY 1, 2").df()
+    anchor = con.execute(f"SELECT min(year(ts) * 12 + month(ts) - 1) FROM {src}").fetchone()[0]
+    # rotation epochs count whole periods of `rot` months from the dataset's first month
+    epoch = f"((year(ts) * 12 + month(ts) - 1 - {anchor}) // {rot})" if rot > 0 else "0"
+    con.execute(f"CREATE VIEW ev AS SELECT user_id, ts, weekday, location, behavior, {epoch} AS epoch FROM {src}")
+    users = con.execute("SELECT DISTINCT user_id, epoch FROM ev ORDER BY 1, 2").df()
     users["pseudonym"] = [pseudonymize(key, u, int(e)) for u, e in zip(users["user_id"], users["epoch"])]
     if users["pseudonym"].duplicated().any():
         raise AnonymizationError("pseudonym collision; this should not happen with 64-bit pseudonyms")
-    con.register("users_map", users)
+    users["pid"] = [int(p[1:], 16) for p in users["pseudonym"]]  # compact sort key, same order as the pseudonym
+    con.register("users_df", users.astype({"pid": "uint64"}))
     slot = int(settings.slot_minutes)
     n_zones = int(settings.top_zones)
-    con.execute(f"""CREATE TEMP TABLE ranked AS
-        SELECT user_id, epoch, location,
-               row_number() OVER (PARTITION BY user_id, epoch ORDER BY n DESC, location) AS rk
-        FROM (SELECT user_id, {epoch_sql} AS epoch, location, count(*) AS n FROM ev GROUP BY ALL)""")
+    # One small lookup table: (raw user, epoch, raw location) -> pseudonym and zone.
+    con.execute("""CREATE TEMP TABLE lookup AS
+        SELECT c.user_id, c.epoch, c.location, u.pseudonym, u.pid,
+               row_number() OVER (PARTITION BY c.user_id, c.epoch ORDER BY c.n DESC, c.location) AS rk
+        FROM (SELECT user_id, epoch, location, count(*) AS n FROM ev GROUP BY ALL) c
+        JOIN users_df u USING (user_id, epoch)""")
     tmp_events = tmp_sibling(events_out)
     con.execute(f"""COPY (
-        SELECT m.pseudonym AS user_id,
+        SELECT k.pseudonym AS user_id,
                time_bucket(INTERVAL {slot} MINUTE, e.ts) AS ts,
                e.weekday,
                ((hour(e.ts) * 60 + minute(e.ts)) // {slot} * {slot})::SMALLINT AS slot,
-               CASE WHEN r.rk <= {n_zones} THEN 'z' || r.rk ELSE 'z_other' END AS location,
+               CASE WHEN k.rk <= {n_zones} THEN 'z' || k.rk ELSE 'z_other' END AS location,
                e.behavior
-        FROM ev e
-        JOIN users_map m ON m.user_id = e.user_id AND m.epoch = {epoch_of('e.ts')}
-        JOIN ranked r ON r.user_id = e.user_id AND r.epoch = m.epoch AND r.location = e.location
-        ORDER BY 1, e.ts, 5, 6)
-        TO {_sql_str(tmp_events)} (FORMAT parquet, COMPRESSION zstd)""")
+        FROM ev e JOIN lookup k USING (user_id, epoch, location)
+        ORDER BY k.pid, e.ts, k.rk, e.behavior)
+        TO {sql_str(tmp_events)} (FORMAT parquet, COMPRESSION zstd)""")
     n_in = con.execute("SELECT count(*) FROM ev").fetchone()[0]
     n_out, other = con.execute(
-        f"SELECT count(*), count(*) FILTER (location = 'z_other') FROM read_parquet({_sql_str(tmp_events)})").fetchone()
+        f"SELECT count(*), count(*) FILTER (location = 'z_other') FROM read_parquet({sql_str(tmp_events)})").fetchone()
     if n_in != n_out:
         raise AnonymizationError(f"events in {n_in} != events out {n_out}")
 

@@ -9,16 +9,18 @@ rule anonymize:
         events="data/processed/{dataset}/events.parquet",
         profiles_input="data/processed/{dataset}/profiles_input.parquet",
         report="data/processed/{dataset}/anonymization_report.json",
-    params:
-        settings=get_anonymization_settings,
-        dataset_format=get_dataset_format,
     log:
         "logs/{dataset}/anonymize.log",
     benchmark:
         "logs/benchmarks/{dataset}/anonymize.tsv"
+    conda:
+        "../envs/behaviorflow.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        settings=get_anonymization_settings,
+        dataset_format=get_dataset_format,
     script:
         "../scripts/anonymize.py"

@@ -14,9 +14,10 @@ from behaviorflow.config import (
 )
 from behaviorflow.ingest import raw_inputs
 
-
 # Plain messages naming each bad key first; then Snakemake's validate fills in the defaults.
-_problems = schema_problems(config, workflow.source_path("../schemas/config.schema.yaml"))
+_problems = schema_problems(
+    config, workflow.source_path("../schemas/config.schema.yaml")
+)
 if _problems:
     raise WorkflowError("invalid config:\n  " + "\n  ".join(_problems))
 validate(config, schema="../schemas/config.schema.yaml")
@@ -52,7 +53,7 @@ if KEY_ENVS:
 
 
 def get_raw_inputs(wildcards):
-    """Raw files the ingest rule reads: the simulator's log or the configured input."""
+    """Raw files read by ingestion (the simulator's log, or the configured input)."""
     return raw_inputs(dataset_settings(config, wildcards.dataset), wildcards.dataset)
 
 

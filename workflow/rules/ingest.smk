@@ -9,15 +9,17 @@ rule ingest:
         attributes="data/interim/{dataset}/user_attributes.parquet",
         rejects="data/interim/{dataset}/rejects.csv",
         report="data/interim/{dataset}/ingest_report.json",
-    params:
-        settings=get_dataset_settings,
     log:
         "logs/{dataset}/ingest.log",
     benchmark:
         "logs/benchmarks/{dataset}/ingest.tsv"
+    conda:
+        "../envs/behaviorflow.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        settings=get_dataset_settings,
     script:
         "../scripts/ingest.py"

@@ -9,6 +9,8 @@ rule build_profiles:
         profiles="data/processed/{dataset}/profiles.parquet",
     log:
         "logs/{dataset}/build_profiles.log",
+    conda:
+        "../envs/behaviorflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -5,15 +5,17 @@ rule simulate_raw_logs:
     output:
         log="data/raw/{dataset}/phone_log.csv.gz",
         accounts="data/raw/{dataset}/accounts.csv",
-    params:
-        settings=get_simulation_settings,
     log:
         "logs/{dataset}/simulate_raw_logs.log",
     wildcard_constraints:
         dataset="|".join(SIMULATED) or "^$",
+    conda:
+        "../envs/behaviorflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        settings=get_simulation_settings,
     script:
         "../scripts/simulate_raw_logs.py"

@@ -7,13 +7,15 @@ rule split_users:
     output:
         split="data/processed/{dataset}/split.parquet",
         report="data/processed/{dataset}/split_report.json",
-    params:
-        settings=get_split_settings,
     log:
         "logs/{dataset}/split_users.log",
+    conda:
+        "../envs/behaviorflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        settings=get_split_settings,
     script:
         "../scripts/split_users.py"

@@ -19,4 +19,5 @@ anonymize_dataset(
     AnonymizationSettings(**settings),
     dataset_format=snakemake.params.dataset_format,
     threads=snakemake.threads,
+    memory_mb=int(snakemake.resources.mem_mb * 0.75),
 )

@@ -16,4 +16,6 @@ ingest_dataset(
     rejects_out=snakemake.output.rejects,
     report_out=snakemake.output.report,
     threads=snakemake.threads,
+    # leave a quarter of the job's memory to Python and the Parquet writer
+    memory_mb=int(snakemake.resources.mem_mb * 0.75),
 )
