@@ -33,6 +33,7 @@ from behaviorflow.simulate import LOG_COLUMNS
 
 log = logging.getLogger(__name__)
 
+# The canonical event table; `copies` counts identical raw lines merged into the event.
 CANONICAL = ("user_id", "ts", "weekday", "slot", "location", "behavior", "lat", "lon", "category", "copies")
 REQUIRED = ("user_id", "ts", "location", "behavior")
 EMPTY_REASON = {
@@ -232,7 +233,7 @@ class _Reader:
                 f"timestampformat={sql_str(self.layout.timestamp_format)}, auto_detect=false, "
                 "store_rejects=true, ignore_errors=true, quote='\"', escape='\"', strict_mode=true)")
 
-    def canonical_select(self, src: str, slot_minutes: int) -> str:
+    def canonical_select(self, src: str) -> str:
         m = self.layout.mapping
         ts = f'"{m["ts"]}"'
         if self.layout.tz_offset_column:
@@ -347,7 +348,7 @@ def ingest_file(layout: SourceLayout, ds: DatasetSettings, events_out: Path, wor
     notnull = " AND ".join(f"{c} IS NOT NULL" for c in REQUIRED)
     for attempt in range(2):
         reader = _Reader(layout, ds, workdir, threads, memory_mb)
-        valid = f"SELECT * FROM ({reader.canonical_select(reader.source_sql(path), ds.slot_minutes)}) WHERE {notnull}"
+        valid = f"SELECT * FROM ({reader.canonical_select(reader.source_sql(path))}) WHERE {notnull}"
         _write_events(reader.con, valid, ds.slot_minutes, events_out)
         rejects = _reader_rejects(reader.con, file_label, shape, layout.mapping, layout.mapping["behavior"])
         if attempt or not any(r["reason"] == "invalid_encoding" for r in rejects):
