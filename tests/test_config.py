@@ -43,6 +43,8 @@ def test_schema_problems_name_the_key(config, expected):
      "the fixed key is only allowed for simulated data"),
     ({"format": "checkins_csv", "path": "pyproject.toml", "vocabulary": "no/vocab.txt"},
      "vocabulary file 'no/vocab.txt' does not exist"),
+    ({"format": "simulated", "anonymization": {"k": "five"}}, "datasets.d.anonymization.k: 'five' is not of type 'int'"),
+    ({"format": "simulated", "anonymization": {"salt": 1}}, "datasets.d.anonymization: unknown key(s) ['salt']"),
 ])
 def test_semantic_checks(dataset, message):
     with pytest.raises(ConfigError) as err:

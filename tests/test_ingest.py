@@ -96,6 +96,7 @@ def test_duplicates_are_counted_not_rejected(tmp_path):
     p.write_text(HEADER + "\n".join([GOOD[0], GOOD[0], GOOD[1], GOOD[0]]) + "\n")
     report, rejects, events = run(checkins(), p, tmp_path)
     assert (report["accepted"], report["deduplicated"], report["rejected"]) == (2, 2, 0)
+    assert dict(zip(events["location"], events["copies"])) == {"Park#1": 3, "Cafe#2": 1}
     assert_balanced(report)
 
 

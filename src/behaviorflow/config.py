@@ -112,6 +112,11 @@ def anonymization_settings(config: dict, name: str) -> AnonymizationSettings:
         )
     if "quasi_identifiers" in merged:
         merged["quasi_identifiers"] = tuple(merged["quasi_identifiers"])
+    for key, value in merged.items():
+        want = type(getattr(AnonymizationSettings, key))
+        ok = isinstance(value, want) or (want is float and isinstance(value, int))
+        if not ok or (want is int and isinstance(value, bool)):
+            raise ConfigError(f"datasets.{name}.anonymization.{key}: {value!r} is not of type '{want.__name__}'")
     return AnonymizationSettings(**merged, slot_minutes=config.get("slot_minutes", 30))
 
 

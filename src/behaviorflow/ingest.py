@@ -347,6 +347,7 @@ def ingest_file(layout: SourceLayout, ds: DatasetSettings, events_out: Path, wor
     path, fallback = layout.path, 0
     notnull = " AND ".join(f"{c} IS NOT NULL" for c in REQUIRED)
     for attempt in range(2):
+        log.info("%s: parsing, validating and de-duplicating (one DuckDB pass)", file_label)
         reader = _Reader(layout, ds, workdir, threads, memory_mb)
         valid = f"SELECT * FROM ({reader.canonical_select(reader.source_sql(path))}) WHERE {notnull}"
         _write_events(reader.con, valid, ds.slot_minutes, events_out)
@@ -357,6 +358,7 @@ def ingest_file(layout: SourceLayout, ds: DatasetSettings, events_out: Path, wor
         path = workdir / (layout.path.name.removesuffix(".gz") + ".utf8")
         fallback = _transcode_to_utf8(layout.path, path)
         log.warning("%s: %d line(s) are not UTF-8; decoded them as cp1252/latin-1", file_label, fallback)
+    log.info("%s: counting data lines and locating empty required fields (raw-text pass)", file_label)
     data_lines, candidates = _scan_lines(reader.con, path, layout.header, layout.delimiter)
     rejects += _locate_empty_fields(layout, candidates, {r["line"] for r in rejects}, file_label)
     meta = {"file": file_label, "data_lines_read": int(data_lines), "encoding": "utf-8",
