@@ -34,8 +34,9 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
 
 
-# Datasets whose pseudonyms need a real secret key declare the key variable, so Snakemake fails
+# Datasets whose pseudonyms need a real secret key, and the LLM API, declare their key variables, so Snakemake fails
 # early when it is unset and passes it to cluster jobs; it never enters params, logs or outputs.
+_api = config.get("generation", {}).get("behaviorgen", {}).get("openai", {})
 KEY_ENVS = sorted(
     {
         anonymization_settings(config, d).key_env
@@ -46,6 +47,9 @@ KEY_ENVS = sorted(
         )
     }
 )
+if "behaviorgen" in config["generation"]["generators"]:
+    _api_key_env = config["generation"]["behaviorgen"]["openai"]["key_env"]
+    KEY_ENVS = sorted(set(KEY_ENVS) | ({_api_key_env} if _api_key_env else set()))
 if KEY_ENVS:
 
     envvars:
@@ -77,10 +81,26 @@ def get_split_settings(wildcards):
     return asdict(split_settings(config))
 
 
+GENERATORS = config["generation"]["generators"]
+
+
+def get_generation_settings(wildcards):
+    """What one generator depends on (so changing the other's settings reruns nothing here)."""
+    gen = config["generation"]
+    own = {"markov": ["markov"], "behaviorgen": ["behaviorgen", "cache_dir"]}[wildcards.generator]
+    keys = ["weeks", "population_users", "seed", *own]
+    return {k: gen[k] for k in keys}
+
+
+def get_top_zones(wildcards):
+    return anonymization_settings(config, wildcards.dataset).top_zones
+
+
 def get_final_targets():
-    """Deepest outputs that exist so far: profiles and splits of every dataset."""
+    """Deepest outputs that exist so far: synthetic data of every dataset and generator."""
     return expand(
-        "data/processed/{dataset}/{name}",
+        "data/synthetic/{dataset}/{generator}/{name}.parquet",
         dataset=DATASETS,
-        name=["split.parquet", "profiles.parquet"],
+        generator=GENERATORS,
+        name=["population", "personal"],
     )

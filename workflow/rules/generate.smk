@@ -1,0 +1,32 @@
+# Synthetic behaviour data: BehaviorGen (LLM) and the Markov baseline, with the same outputs.
+# LLM calls go through the content-addressed cache in generation.cache_dir (not a declared
+# output: it survives failed jobs and makes reruns free).
+
+
+rule generate_synthetic:
+    input:
+        split="data/processed/{dataset}/split.parquet",
+        profiles="data/processed/{dataset}/profiles.parquet",
+    output:
+        population="data/synthetic/{dataset}/{generator}/population.parquet",
+        personal="data/synthetic/{dataset}/{generator}/personal.parquet",
+        log="data/synthetic/{dataset}/{generator}/generation_log.parquet",
+        summary="data/synthetic/{dataset}/{generator}/generation_summary.json",
+    params:
+        settings=get_generation_settings,
+        slot_minutes=config["slot_minutes"],
+        top_zones=get_top_zones,
+    log:
+        "logs/{dataset}/generate_{generator}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/generate_{generator}.tsv"
+    wildcard_constraints:
+        generator="|".join(GENERATORS),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        "../envs/behaviorflow.yaml"
+    script:
+        "../scripts/generate_synthetic.py"
