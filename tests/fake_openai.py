@@ -47,7 +47,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
                     outer.requests.append(body)
-                    outer.headers.append(dict(self.headers))
+                    outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                     fault = outer.faults.pop(0) if outer.faults else "ok"
                 if outer.delay_s:
                     time.sleep(outer.delay_s)

@@ -155,7 +155,7 @@ class OpenAIBackend:
             resp = self.client.chat.completions.create(
                 model=self.model, messages=messages, temperature=sampling.temperature, top_p=sampling.top_p,
                 max_tokens=sampling.max_new_tokens, seed=int(seed))
-        except self._errors as exc:
+        except (self._errors, ValueError) as exc:  # ValueError: a body that is not JSON
             return BackendError(f"{type(exc).__name__}: {_short(exc)}")
         latency = time.perf_counter() - t0
         try:
