@@ -138,9 +138,9 @@ def test_sigkill_mid_run_then_rerun_repeats_no_completed_call(tmp_path, tiny_run
         assert calls == total - len(done_before)  # exactly the calls that had not completed
         time.sleep(0.5)
         served = json.loads(log_path.read_text())
-        from behaviorflow.llm import LLMCache as C, Sampling as S
-        rerun_keys = [C.key({"backend": "openai", "model": "fake-model", "base_url": url}, r["messages"],
-                            S(r["temperature"], r["top_p"], r["max_tokens"]), r["seed"]) for r in served[served_before:]]
+        rerun_keys = [LLMCache.key({"backend": "openai", "model": "fake-model", "base_url": url}, r["messages"],
+                                      Sampling(r["temperature"], r["top_p"], r["max_tokens"]), r["seed"])
+                      for r in served[served_before:]]
         assert len(rerun_keys) == calls and not set(rerun_keys) & done_before
     finally:
         server.kill()
