@@ -271,3 +271,31 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, sett
     write_json(outputs["summary"], summary)
     log.info("%s: %s", generator, ", ".join(f"{k}={v}" for k, v in summary.items()))
     return summary
+
+
+def training_examples(split: pd.DataFrame, profiles: pd.DataFrame, zones: list[str], behaviors: list[str],
+                      sample_days: int, max_examples: int, seed: int) -> list[tuple[list[dict], str]]:
+    """(prompt messages, completion) pairs from training users' real weeks, in the generation format.
+
+    Each example asks for one Monday-aligned week of a training user, showing the `sample_days`
+    days before it; the completion is that week's real events. Only training users are used.
+    """
+    from behaviorflow.prompts import completion_text
+
+    summary = profiles.set_index("user_id")["summary"].to_dict()
+    train = split[split["part"] == "train"].sort_values(["user_id", "event_idx"])
+    examples = []
+    for uid, ev in train.groupby("user_id", sort=True):
+        first = ev["ts"].min().date()
+        week = next_monday(first + dt.timedelta(days=sample_days - 1))
+        last = ev["ts"].max().date()
+        while week + dt.timedelta(days=6) <= last:
+            before = ev[ev["ts"].dt.date < week]
+            target = ev[(ev["ts"].dt.date >= week) & (ev["ts"].dt.date < week + dt.timedelta(days=7))]
+            if len(before) and len(target):
+                msgs = build_messages(WeekRequest(uid, week), summary[uid], sample_events(before, sample_days),
+                                      zones, behaviors, "full")
+                examples.append((msgs, completion_text(target)))
+            week += dt.timedelta(days=7)
+    order = np.random.default_rng(seed).permutation(len(examples))
+    return [examples[i] for i in order[:max_examples]]

@@ -1,6 +1,6 @@
 """LLM backends behind one interface, and the content-addressed cache every call goes through.
 
-Backends return a `Completion` or raise `BackendError`; `CachedLLM` looks each request up in
+Backends return a `Completion` (finish_reason "length" when truncated) or a `BackendError`; `CachedLLM` looks each request up in
 `LLMCache` first, calls the backend only for misses, stores successful completions atomically
 and counts backend calls and cache hits. Failures (HTTP errors, timeouts, truncated or malformed
 completions) are never cached.
@@ -107,7 +107,11 @@ class CachedLLM:
             self.backend_calls += len(misses)
             outcomes = self.backend.complete_batch([requests[i] for i, _ in misses])
             for (i, key), outcome in zip(misses, outcomes):
-                if isinstance(outcome, Completion):
+                if isinstance(outcome, Completion) and outcome.finish_reason == "length":
+                    # a truncated completion is a failure: never cached, retried by the caller
+                    results[i] = CallResult(key, False, None, "truncated completion: finish_reason=length "
+                                            f"after {outcome.completion_tokens} tokens")
+                elif isinstance(outcome, Completion):
                     messages, sampling, seed = requests[i]
                     self.cache.put(key, {"key": key, "identity": identity, "seed": seed,
                                          "sampling": asdict(sampling), "completion": asdict(outcome),
@@ -166,8 +170,6 @@ class OpenAIBackend:
             return BackendError(f"malformed completion: {type(exc).__name__}")
         if not isinstance(text, str):
             return BackendError("malformed completion: no message content")
-        if choice.finish_reason == "length":
-            return BackendError(f"truncated completion: finish_reason=length at {sampling.max_new_tokens} tokens")
         return Completion(text=text, prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                           completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0), latency_s=latency,
                           model=str(getattr(resp, "model", self.model)), finish_reason=str(choice.finish_reason))

@@ -1,0 +1,81 @@
+"""The transformers backend and LoRA tuning on a tiny random model built from a config (no download)."""
+
+import datetime as dt
+
+import pytest
+
+from behaviorflow.generate import parse_response
+from behaviorflow.llm import CachedLLM, Completion, LLMCache, Sampling
+from behaviorflow.local_lm import TransformersBackend, TuneSettings, model_identity, tune_lora
+from behaviorflow.prompts import WeekRequest
+from tiny_lm import build_tiny_model
+
+WEEK = "\n".join(f"{d}, 08:00, z1, music" for d in
+                 ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))
+GREEDY = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=260)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_lm")
+    base = build_tiny_model(root / "base")
+    examples = [([{"role": "user", "content": f"Generate week {i} of user u{i % 3}."}], WEEK) for i in range(8)]
+    report = tune_lora(base, examples, root / "adapter",
+                       TuneSettings(rank=16, alpha=32, dropout=0.0, learning_rate=1e-2, epochs=40, batch_size=4,
+                                    max_examples=8, max_length=400, seed=3,
+                                    target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                    "down_proj")),
+                       device="cpu", threads=2)
+    return base, root / "adapter", report
+
+
+def test_lora_tuning_learns_the_completion_format(tuned):
+    base, adapter, report = tuned
+    assert report["examples"] == 8 and report["steps"] == 80
+    assert report["losses"][-1] < 0.2 * report["losses"][0]
+    assert (adapter / "training_report.json").is_file() and list(adapter.glob("adapter_model.*"))
+
+
+def test_tuned_backend_generates_valid_weeks_with_left_padded_batches(tuned):
+    base, adapter, _ = tuned
+    backend = TransformersBackend(base, adapter, device="cpu", threads=2)
+    assert backend.tokenizer.padding_side == "left"
+    short = [{"role": "user", "content": "Generate week 1 of user u1."}]
+    long = [{"role": "user", "content": "Generate week 5 of user u2."},
+            {"role": "assistant", "content": "ok"}, {"role": "user", "content": "Generate week 6 of user u0."}]
+    batched = backend.complete_batch([(short, GREEDY, 1), (long, GREEDY, 2)])
+    alone = backend.complete_batch([(short, GREEDY, 1)]) + backend.complete_batch([(long, GREEDY, 2)])
+    assert [c.text for c in batched] == [c.text for c in alone]  # padding does not change the answer
+    assert batched[0].text == WEEK
+    assert isinstance(batched[0], Completion) and batched[0].completion_tokens == len(WEEK) + 1
+    parsed = parse_response(batched[0].text, WeekRequest("u", dt.date(2024, 4, 29)), {"z1"}, {"music"})
+    assert parsed.valid and len(parsed.events) == 7
+
+
+def test_seeded_sampling_and_truncation(tuned, tmp_path):
+    base, _, _ = tuned
+    backend = TransformersBackend(base, None, device="cpu", threads=2)
+    msgs = [{"role": "user", "content": "hello"}]
+    hot = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=24)
+    a, b, c = (backend.complete_batch([(msgs, hot, s)])[0] for s in (7, 7, 8))
+    assert a.text == b.text and a.text != c.text  # the seed decides the sample
+    # an untuned random model does not stop: the completion is marked truncated...
+    assert a.finish_reason == "length" and a.completion_tokens == 24
+    # ...and the cache layer turns it into a failure that is never stored
+    res = CachedLLM(backend, LLMCache(tmp_path)).complete_batch([(msgs, hot, 7)])[0]
+    assert res.completion is None and res.error.startswith("truncated completion")
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_identity_carries_model_and_adapter_checksums(tuned, tmp_path):
+    base, adapter, _ = tuned
+    plain, with_adapter = model_identity(base), model_identity(base, adapter)
+    assert plain["model_sha256"] == with_adapter["model_sha256"] and "adapter_sha256" not in plain
+    assert len(with_adapter["adapter_sha256"]) == 64
+    assert LLMCache.key(plain, [], GREEDY, 1) != LLMCache.key(with_adapter, [], GREEDY, 1)
+    backend = TransformersBackend(base, adapter, device="cpu", threads=2)
+    llm = CachedLLM(backend, LLMCache(tmp_path))
+    first = llm.complete_batch([([{"role": "user", "content": "Generate week 2 of user u2."}], GREEDY, 5)])
+    again = CachedLLM(backend, LLMCache(tmp_path)).complete_batch(
+        [([{"role": "user", "content": "Generate week 2 of user u2."}], GREEDY, 5)])
+    assert not first[0].cache_hit and again[0].cache_hit and again[0].completion.text == first[0].completion.text
