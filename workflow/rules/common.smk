@@ -47,7 +47,8 @@ KEY_ENVS = sorted(
         )
     }
 )
-if "behaviorgen" in config["generation"]["generators"]:
+_bg = config["generation"]["behaviorgen"]
+if "behaviorgen" in config["generation"]["generators"] and _bg["backend"] == "openai":
     _api_key_env = config["generation"]["behaviorgen"]["openai"]["key_env"]
     KEY_ENVS = sorted(set(KEY_ENVS) | ({_api_key_env} if _api_key_env else set()))
 if KEY_ENVS:
@@ -87,9 +88,41 @@ GENERATORS = config["generation"]["generators"]
 def get_generation_settings(wildcards):
     """What one generator depends on (so changing the other's settings reruns nothing here)."""
     gen = config["generation"]
-    own = {"markov": ["markov"], "behaviorgen": ["behaviorgen", "cache_dir"]}[wildcards.generator]
+    own = {"markov": ["markov"], "behaviorgen": ["behaviorgen", "cache_dir"]}[
+        wildcards.generator
+    ]
     keys = ["weeks", "population_users", "seed", *own]
     return {k: gen[k] for k in keys}
+
+
+def get_generator_model(wildcards):
+    """The local generator model directory: the converted embedded model or a configured path."""
+    model = config["generation"]["behaviorgen"]["transformers"]["model"]
+    return "models/smollm2-135m-instruct" if model == "embedded" else model
+
+
+def get_generation_inputs(wildcards):
+    """Split and profiles; for BehaviorGen on a local model also the model and (tuned) adapter."""
+    inputs = {
+        "split": f"data/processed/{wildcards.dataset}/split.parquet",
+        "profiles": f"data/processed/{wildcards.dataset}/profiles.parquet",
+    }
+    bg = config["generation"]["behaviorgen"]
+    if wildcards.generator == "behaviorgen" and bg["backend"] == "transformers":
+        inputs["model"] = get_generator_model(wildcards)
+        if bg["transformers"]["tune"]:
+            inputs["adapter"] = f"models/adapters/{wildcards.dataset}/behaviorgen"
+    return inputs
+
+
+def get_generation_gpus(wildcards):
+    """GPUs only where a model runs: BehaviorGen on a local model."""
+    local = config["generation"]["behaviorgen"]["backend"] == "transformers"
+    return (
+        config["resources"]["gpu"]
+        if wildcards.generator == "behaviorgen" and local
+        else 0
+    )
 
 
 def get_top_zones(wildcards):

@@ -5,28 +5,28 @@
 
 rule generate_synthetic:
     input:
-        split="data/processed/{dataset}/split.parquet",
-        profiles="data/processed/{dataset}/profiles.parquet",
+        unpack(get_generation_inputs),
     output:
         population="data/synthetic/{dataset}/{generator}/population.parquet",
         personal="data/synthetic/{dataset}/{generator}/personal.parquet",
         log="data/synthetic/{dataset}/{generator}/generation_log.parquet",
         summary="data/synthetic/{dataset}/{generator}/generation_summary.json",
-    params:
-        settings=get_generation_settings,
-        slot_minutes=config["slot_minutes"],
-        top_zones=get_top_zones,
     log:
         "logs/{dataset}/generate_{generator}.log",
     benchmark:
         "logs/benchmarks/{dataset}/generate_{generator}.tsv"
     wildcard_constraints:
         generator="|".join(GENERATORS),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=240,
     conda:
         "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=get_generation_gpus,
+    params:
+        settings=get_generation_settings,
+        slot_minutes=config["slot_minutes"],
+        top_zones=get_top_zones,
     script:
         "../scripts/generate_synthetic.py"

@@ -9,8 +9,14 @@ settings = snakemake.params.settings
 llm = None
 if snakemake.wildcards.generator == "behaviorgen":
     bg = settings["behaviorgen"]
-    api = bg["openai"]
-    backend = OpenAIBackend(api["model"], api["base_url"], api["key_env"], api["max_retries"], api["timeout_s"])
+    if bg["backend"] == "openai":
+        api = bg["openai"]
+        backend = OpenAIBackend(api["model"], api["base_url"], api["key_env"], api["max_retries"], api["timeout_s"])
+    else:
+        from behaviorflow.local_lm import TransformersBackend
+
+        backend = TransformersBackend(snakemake.input.model, snakemake.input.get("adapter"),
+                                      bg["transformers"]["device"], threads=snakemake.threads)
     llm = CachedLLM(backend, LLMCache(settings["cache_dir"]))
 summary = run_generator(
     snakemake.input.split,
