@@ -167,6 +167,9 @@ class TuneSettings:
     max_examples: int = 64
     max_length: int = 2048
     seed: int = 19
+    # Recompute activations in the backward pass: about 30 % more compute, a fraction of the
+    # memory (a 135M model on two 2,500-token sequences otherwise holds ~12 GB on CPU).
+    gradient_checkpointing: bool = True
 
 
 def tune_lora(model_dir, examples: list[tuple[list[dict], str]], out_dir, settings: TuneSettings,
@@ -185,6 +188,10 @@ def tune_lora(model_dir, examples: list[tuple[list[dict], str]], out_dir, settin
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()  # frozen embeddings: let gradients reach the LoRA layers
+        model.config.use_cache = False
     model = get_peft_model(model, LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
                                              lora_dropout=settings.dropout,
                                              target_modules=list(settings.target_modules), task_type="CAUSAL_LM"))
@@ -196,7 +203,14 @@ def tune_lora(model_dir, examples: list[tuple[list[dict], str]], out_dir, settin
         target = tok(completion + tok.eos_token, add_special_tokens=False)["input_ids"]
         ids = (prompt + target)[: settings.max_length]
         labels = ([-100] * len(prompt) + target)[: settings.max_length]
-        rows.append((ids, labels))
+        if any(lab != -100 for lab in labels):  # a prompt longer than max_length teaches nothing
+            rows.append((ids, labels))
+    skipped = min(len(examples), settings.max_examples) - len(rows)
+    if skipped:
+        log.warning("%d example(s) skipped: the prompt alone exceeds max_length=%d tokens", skipped,
+                    settings.max_length)
+    if not rows:
+        raise ValueError(f"no training example fits in max_length={settings.max_length} tokens")
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
     gen = torch.Generator().manual_seed(settings.seed)
     losses, tokens, t0 = [], 0, time.perf_counter()
@@ -211,6 +225,9 @@ def tune_lora(model_dir, examples: list[tuple[list[dict], str]], out_dir, settin
             labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk], device=device)
             mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=device)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at step {len(losses) + 1}; lower the "
+                                         "learning rate")
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -222,7 +239,7 @@ def tune_lora(model_dir, examples: list[tuple[list[dict], str]], out_dir, settin
     out = Path(out_dir)
     model.save_pretrained(out)
     seconds = time.perf_counter() - t0
-    report = {"examples": len(rows), "steps": len(losses), "losses": losses, "tokens": tokens,
+    report = {"examples": len(rows), "skipped_examples": skipped, "steps": len(losses), "losses": losses, "tokens": tokens,
               "seconds": round(seconds, 1), "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
               "device": device, "settings": {k: (list(v) if isinstance(v, tuple) else v)
                                              for k, v in settings.__dict__.items()}}
