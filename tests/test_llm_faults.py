@@ -150,7 +150,8 @@ def test_key_never_reaches_logs_metadata_cache_or_outputs(tmp_path):
     with FakeOpenAI() as fake:
         config = copy.deepcopy(TINY_CONFIG)
         config["generation"] = {"generators": ["behaviorgen"], "population_users": 2, "cache_dir": "llm-cache",
-                                "behaviorgen": {"openai": {"model": "fake-model", "base_url": fake.base_url,
+                                "behaviorgen": {"backend": "openai",
+                                                "openai": {"model": "fake-model", "base_url": fake.base_url,
                                                            "key_env": KEY_ENV}}}
         work = make_workdir(tmp_path, config)
         proc = run_snakemake(work, check=False, env={KEY_ENV: None})
