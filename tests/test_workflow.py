@@ -68,13 +68,13 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     changed["anonymization"]["top_zones"] = 5
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
-    assert jobs == {"anonymize", "split_users", "build_profiles", "all"}
+    assert jobs == {"anonymize", "split_users", "build_profiles", "generate_synthetic", "all"}
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     run_snakemake(work)
     changed["split"]["seed"] = 100
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
-    assert _planned_jobs(run_snakemake(work, "-n")) == {"split_users", "build_profiles", "all"}
+    assert _planned_jobs(run_snakemake(work, "-n")) == {"split_users", "build_profiles", "generate_synthetic", "all"}
 
 
 def test_invalid_configs_fail_before_any_job(tmp_path):
