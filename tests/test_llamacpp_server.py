@@ -1,0 +1,84 @@
+"""The openai backend end to end against a real OpenAI-compatible server on 127.0.0.1:
+llama.cpp (`llama-cpp-python[server]`) serving the embedded SmolLM2 GGUF. Started and stopped here."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from behaviorflow.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
+from behaviorflow.llm import CachedLLM, Completion, LLMCache, OpenAIBackend, Sampling
+from behaviorflow.local_lm import embedded_gguf
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf()),
+                                 "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+                                 "--n_ctx", "4096", "--n_threads", "2"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"llama.cpp server did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode is not None  # stopped
+
+
+def test_openai_backend_against_llama_cpp(llama_server, tmp_path):
+    backend = OpenAIBackend("smollm2", llama_server, key_env=None, max_retries=1, timeout_s=120)
+    llm = CachedLLM(backend, LLMCache(tmp_path / "cache"))
+    msgs = [{"role": "user", "content": "Reply with the single word: hello"}]
+    res = llm.complete_batch([(msgs, Sampling(temperature=0.0, top_p=1.0, max_new_tokens=32), 1)])[0]
+    assert isinstance(res.completion, Completion) and res.completion.text.strip()
+    assert res.completion.prompt_tokens > 0 and res.completion.completion_tokens > 0
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1
+    again = CachedLLM(backend, LLMCache(tmp_path / "cache"))
+    assert again.complete_batch([(msgs, Sampling(temperature=0.0, top_p=1.0, max_new_tokens=32), 1)])[0].cache_hit
+    assert again.backend_calls == 0
+
+
+def test_generation_through_llama_cpp_survives_and_logs(llama_server, tmp_path, tiny_run):
+    split = pd.read_parquet(tiny_run / "data/processed/tiny/split.parquet")
+    profiles = pd.read_parquet(tiny_run / "data/processed/tiny/profiles.parquet")
+    _, personal = user_contexts(split, profiles, 1, 0)
+    zones, behaviors = vocabularies(split, 10)
+    llm = CachedLLM(OpenAIBackend("smollm2", llama_server, key_env=None, max_retries=1, timeout_s=300),
+                    LLMCache(tmp_path / "cache"))
+    settings = LLMGenerationSettings(max_attempts=2, batch_size=1, sampling=Sampling(max_new_tokens=96))
+    events, log = generate_with_llm(personal[:1], llm, settings, zones, behaviors, 30, "llama.cpp")
+    assert len(log) in (1, 2) and llm.backend_calls == len(log)
+    # every attempt is accounted for: either valid, or invalid with its reason
+    assert (log["valid"] | log["error"].str.len().gt(0)).all()
+    cached = {p.stem for p in (tmp_path / "cache").rglob("*.json")}
+    assert not cached & set(log.loc[log["error"].fillna("").str.startswith("backend"), "key"])
