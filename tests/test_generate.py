@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorflow.generate import ParsedWeek, parse_response, user_contexts, vocabularies
+from behaviorflow.generate import parse_response, user_contexts, vocabularies
 from behaviorflow.llm import CachedLLM, Completion, LLMCache, Sampling
 from behaviorflow.markov import MarkovGenerator
 from behaviorflow.prompts import ROLE, VARIANTS, WeekRequest, build_messages, sample_events
@@ -183,4 +183,3 @@ def test_markov_outputs_through_the_workflow(tiny_run):
     assert set(per.location) <= set(zones) and set(per.behavior) <= set(behaviors)
     summary = json.loads((d / "generation_summary.json").read_text())
     assert summary["personal_events"] == len(per) and summary["failed_calls"] == 0
-    assert isinstance(ParsedWeek().valid, bool)
