@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 
@@ -14,9 +16,13 @@ def tmp_sibling(path) -> Path:
 
 def write_json(path, obj) -> None:
     """Write `obj` as indented JSON atomically."""
-    import json
-    import os
-
     tmp = tmp_sibling(path)
     tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_parquet(frame, path) -> None:
+    """Write a pandas frame to Parquet atomically (no index)."""
+    tmp = tmp_sibling(path)
+    frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)

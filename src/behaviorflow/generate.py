@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from behaviorflow.atomic import tmp_sibling, write_json
+from behaviorflow.atomic import write_json, write_parquet
 from behaviorflow.events import WEEKDAYS, parse_event
 from behaviorflow.llm import CachedLLM, Sampling
 from behaviorflow.prompts import WeekRequest, build_messages, sample_events
@@ -252,9 +251,7 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, sett
     logs = []
     for name in ("population", "personal"):
         events, log_df = frames[name]
-        tmp = tmp_sibling(outputs[name])
-        events.to_parquet(tmp, index=False)
-        os.replace(tmp, outputs[name])
+        write_parquet(events, outputs[name])
         logs.append(log_df.assign(output=name, call=lambda d, n=name: n + ":" + d["call"].astype(str)))
     log_all = pd.concat(logs, ignore_index=True)
     prices = settings.get("behaviorgen", {}).get("openai", {}) if generator == "behaviorgen" else {}
@@ -262,9 +259,7 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, sett
     if llm is not None:
         summary["backend_calls"] = llm.backend_calls
         summary["cache_hits_this_run"] = llm.cache_hits
-    tmp = tmp_sibling(outputs["log"])
-    log_all.to_parquet(tmp, index=False)
-    os.replace(tmp, outputs["log"])
+    write_parquet(log_all, outputs["log"])
     summary.update({"generator": generator, "population_users": len(population), "personal_users": len(personal),
                     "population_events": int(len(frames["population"][0])),
                     "personal_events": int(len(frames["personal"][0]))})

@@ -7,14 +7,13 @@ events of val/test users), so a profile never leaks a test user's query period i
 from __future__ import annotations
 
 import logging
-import os
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from behaviorflow.anonymize import SUPPRESSED
-from behaviorflow.atomic import tmp_sibling
+from behaviorflow.atomic import write_parquet
 from behaviorflow.events import hhmm
 
 log = logging.getLogger(__name__)
@@ -104,8 +103,6 @@ def build_profiles(split_in, profiles_input_in, profiles_out, top_k: int = 3) ->
             "active_start", "active_end", "top_behaviors", "top_shares", "weekday_events_per_day",
             "weekend_events_per_day", "behavior_entropy", "location_entropy", "summary"]
     prof = prof[cols]
-    tmp = tmp_sibling(profiles_out)
-    prof.to_parquet(tmp, index=False)
-    os.replace(tmp, profiles_out)
+    write_parquet(prof, profiles_out)
     log.info("profiles for %d users", len(prof))
     return prof
