@@ -294,3 +294,20 @@ def training_examples(split: pd.DataFrame, profiles: pd.DataFrame, zones: list[s
             week += dt.timedelta(days=7)
     order = np.random.default_rng(seed).permutation(len(examples))
     return [examples[i] for i in order[:max_examples]]
+
+
+def make_llm(generator: str, settings: dict, model=None, adapter=None, threads: int | None = None):
+    """The cached LLM a generator needs (None for the Markov baseline)."""
+    if generator != "behaviorgen":
+        return None
+    from behaviorflow.llm import LLMCache, OpenAIBackend
+
+    bg = settings["behaviorgen"]
+    if bg["backend"] == "openai":
+        api = bg["openai"]
+        backend = OpenAIBackend(api["model"], api["base_url"], api["key_env"], api["max_retries"], api["timeout_s"])
+    else:
+        from behaviorflow.local_lm import TransformersBackend
+
+        backend = TransformersBackend(model, adapter, bg["transformers"]["device"], threads=threads)
+    return CachedLLM(backend, LLMCache(settings["cache_dir"]))
