@@ -1,8 +1,9 @@
 """BehaviorGen generation: requests from profiles and events, validated responses, retries, outputs.
 
 `population.parquet`: synthetic users generated from training users' profiles and events (for
-pretraining augmentation). `personal.parquet`: for each val/test user, weeks generated from their
-profile and support events (for fine-tuning replacement and augmentation).
+pretraining augmentation). `personal.parquet`: for each user of `personal_splits` (val and/or
+test), weeks generated from their profile and support events (for fine-tuning replacement and
+augmentation).
 `generation_log.parquet`: one row per call attempt (key, cache hit, tokens, latency, valid, error).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from behaviorflow.atomic import write_json, write_parquet
 from behaviorflow.events import WEEKDAYS, parse_event
+from behaviorflow.grammar import EventGrammar
 from behaviorflow.llm import CachedLLM, Sampling
 from behaviorflow.prompts import WeekRequest, build_messages, sample_events
 
@@ -85,8 +87,10 @@ class UserContext:
     start: dt.date  # first Monday to generate
 
 
-def user_contexts(split: pd.DataFrame, profiles: pd.DataFrame, population_users: int, seed: int):
-    """Source users for population (a seeded sample of train users) and personal (all val/test users)."""
+def user_contexts(split: pd.DataFrame, profiles: pd.DataFrame, population_users: int, seed: int,
+                  personal_splits: tuple[str, ...] = ("val", "test")):
+    """Source users for population (a seeded sample of train users) and personal (every user of
+    `personal_splits`)."""
     visible = split[split["part"].isin(["train", "support"])].sort_values(["user_id", "event_idx"])
     by_user = dict(tuple(visible.groupby("user_id")))
     summary = profiles.set_index("user_id")["summary"].to_dict()
@@ -99,7 +103,7 @@ def user_contexts(split: pd.DataFrame, profiles: pd.DataFrame, population_users:
         return UserContext(uid, synthetic_id, summary[uid], ev, next_monday(ev["ts"].max().date()))
 
     population = [ctx(u, f"syn-{u}") for u in chosen]
-    personal = [ctx(u, u) for u in sorted(profiles.loc[profiles["split"].isin(["val", "test"]), "user_id"])]
+    personal = [ctx(u, u) for u in sorted(profiles.loc[profiles["split"].isin(list(personal_splits)), "user_id"])]
     return population, personal
 
 
@@ -121,13 +125,17 @@ class LLMGenerationSettings:
     batch_size: int = 8
     seed: int = 13
     sampling: Sampling = field(default_factory=Sampling)
+    # grammar-constrained decoding (local models): every response parses; None = unconstrained
+    constrained: bool = False
+    slot_minutes: int = 30
+    max_per_day: int = 48
 
 
 def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLMGenerationSettings,
                       zones: list[str], behaviors: list[str], slot_minutes: int, desc: str):
     """Generate `settings.weeks` weeks per context; returns (events frame, log frame)."""
     segmented = settings.variant != "no_segment"
-    jobs = []  # (ctx, WeekRequest, messages)
+    jobs = []  # (ctx, WeekRequest, messages, sampling)
     for ctx in contexts:
         sample = sample_events(ctx.events, settings.sample_days)
         if segmented:
@@ -135,19 +143,26 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
         else:
             reqs = [WeekRequest(ctx.user_id, ctx.start, settings.weeks)]
         for req in reqs:
-            jobs.append((ctx, req, build_messages(req, ctx.profile_text, sample, zones, behaviors, settings.variant)))
+            sampling = settings.sampling
+            if settings.constrained:
+                sampling = replace(sampling, grammar=EventGrammar(
+                    tuple(d.weekday() for d in req.days), tuple(zones), tuple(behaviors), settings.slot_minutes,
+                    settings.max_per_day))
+            jobs.append((ctx, req, build_messages(req, ctx.profile_text, sample, zones, behaviors, settings.variant),
+                         sampling))
     zone_set, behavior_set = set(zones), set(behaviors)
     rows, logs = [], []
-    pending = list(range(len(jobs)))
+    # batches of similar prompt length: padding is computed like any token (seeds stay per call)
+    pending = sorted(range(len(jobs)), key=lambda j: (sum(len(m["content"]) for m in jobs[j][2]), j))
     bar = tqdm(total=len(jobs), desc=desc, unit="call", mininterval=2.0)
     for attempt in range(settings.max_attempts):
         still = []
         for start in range(0, len(pending), settings.batch_size):
             batch = pending[start:start + settings.batch_size]
             # a new seed per attempt; seeds differ across calls so retries are fresh samples
-            calls = [(jobs[j][2], settings.sampling, settings.seed + 1000 * attempt + j) for j in batch]
+            calls = [(jobs[j][2], jobs[j][3], settings.seed + 1000 * attempt + j) for j in batch]
             for j, res in zip(batch, llm.complete_batch(calls)):
-                ctx, req, _ = jobs[j]
+                ctx, req = jobs[j][:2]
                 parsed = (parse_response(res.completion.text, req, zone_set, behavior_set)
                           if res.completion else ParsedWeek(error=f"backend: {res.error}"))
                 comp = res.completion
@@ -171,7 +186,11 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
         log.warning("call %d (%s, %s) still invalid after %d attempts: %s", j, jobs[j][0].synthetic_id,
                     jobs[j][1].start, settings.max_attempts,
                     next(r["error"] for r in reversed(logs) if r["call"] == j))
-    return pd.DataFrame(rows, columns=SYNTHETIC_COLUMNS), pd.DataFrame(logs)
+    events = pd.DataFrame(rows, columns=SYNTHETIC_COLUMNS).sort_values(["user_id", "week_start", "ts"], kind="stable")
+    log_df = pd.DataFrame(logs)
+    if not log_df.empty:
+        log_df = log_df.sort_values(["call", "attempt"], kind="stable")
+    return events.reset_index(drop=True), log_df.reset_index(drop=True)
 
 
 def summarize_log(log_df: pd.DataFrame, price_in_per_1k: float = 0.0, price_out_per_1k: float = 0.0) -> dict:
@@ -214,6 +233,12 @@ def markov_generate(contexts: list[UserContext], generator, weeks: int, seed: in
     return pd.DataFrame(rows, columns=SYNTHETIC_COLUMNS), pd.DataFrame(logs)
 
 
+def max_events_per_day(split: pd.DataFrame) -> int:
+    """The most events any visible user-day has: the grammar's cap on a generated day."""
+    visible = split[split["part"].isin(["train", "support"])]
+    return int(visible.groupby(["user_id", visible["ts"].dt.date]).size().max())
+
+
 def vocabularies(split: pd.DataFrame, top_zones: int) -> tuple[list[str], list[str]]:
     """Zones z1..zN, z_other and the behaviours seen in the visible events."""
     zones = [f"z{i}" for i in range(1, top_zones + 1)] + ["z_other"]
@@ -226,7 +251,8 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, sett
     """Generate population and personal synthetic data with `generator`; write the four outputs."""
     split = pd.read_parquet(split_path)
     profiles = pd.read_parquet(profiles_path)
-    population, personal = user_contexts(split, profiles, settings["population_users"], settings["seed"])
+    population, personal = user_contexts(split, profiles, settings["population_users"], settings["seed"],
+                                         tuple(settings.get("personal_splits", ("val", "test"))))
     zones, behaviors = vocabularies(split, top_zones)
     frames = {}
     if generator == "markov":
@@ -242,7 +268,9 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, sett
         gen_settings = LLMGenerationSettings(
             variant=bg["variant"], weeks=settings["weeks"], sample_days=bg["sample_days"],
             max_attempts=bg["max_attempts"], batch_size=bg["batch_size"], seed=settings["seed"],
-            sampling=Sampling(**bg["sampling"]))
+            sampling=Sampling(**bg["sampling"]), slot_minutes=slot_minutes,
+            constrained=bg.get("constrained", False) and bg["backend"] == "transformers",
+            max_per_day=max_events_per_day(split))
         for name, ctxs in (("population", population), ("personal", personal)):
             frames[name] = generate_with_llm(ctxs, llm, gen_settings, zones, behaviors, slot_minutes,
                                              f"behaviorgen {name}")
@@ -254,7 +282,8 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, sett
         write_parquet(events, outputs[name])
         logs.append(log_df.assign(output=name, call=lambda d, n=name: n + ":" + d["call"].astype(str)))
     log_all = pd.concat(logs, ignore_index=True)
-    prices = settings.get("behaviorgen", {}).get("openai", {}) if generator == "behaviorgen" else {}
+    bg = settings.get("behaviorgen", {})
+    prices = bg.get("openai", {}) if generator == "behaviorgen" and bg.get("backend") == "openai" else {}
     summary = summarize_log(log_all, prices.get("price_in_per_1k", 0.0), prices.get("price_out_per_1k", 0.0))
     if llm is not None:
         summary["backend_calls"] = llm.backend_calls
@@ -309,5 +338,6 @@ def make_llm(generator: str, settings: dict, model=None, adapter=None, threads: 
     else:
         from behaviorflow.local_lm import TransformersBackend
 
-        backend = TransformersBackend(model, adapter, bg["transformers"]["device"], threads=threads)
+        tf = bg["transformers"]
+        backend = TransformersBackend(model, adapter, tf["device"], threads=threads, dtype=tf.get("dtype", "float32"))
     return CachedLLM(backend, LLMCache(settings["cache_dir"]))

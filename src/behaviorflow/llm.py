@@ -16,6 +16,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from behaviorflow.grammar import EventGrammar
+
 CACHE_VERSION = 1
 
 
@@ -24,6 +26,8 @@ class Sampling:
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 1024
+    # local models only: constrain decoding to valid event lines (part of the cache key)
+    grammar: EventGrammar | None = None
 
 
 @dataclass
@@ -154,6 +158,9 @@ class OpenAIBackend:
         return [self._complete(*r) for r in requests]
 
     def _complete(self, messages, sampling: Sampling, seed: int):
+        if sampling.grammar is not None:
+            return BackendError("grammar-constrained decoding needs a local model (backend: transformers); "
+                                "set generation.behaviorgen.constrained: false for the openai backend")
         t0 = time.perf_counter()
         try:
             resp = self.client.chat.completions.create(
