@@ -13,6 +13,7 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/profiles.smk"
 include: "workflow/rules/generator_model.smk"
 include: "workflow/rules/generate.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -29,6 +29,8 @@ TINY_CONFIG = {
     },
     "anonymization": {"rotation_months": 3, "top_zones": 10, "k": 3, "max_suppression": 0.1},
     "split": {"support_events": 40, "min_query_events": 10, "min_user_events": 60, "seed": 5},
+    "predictors": {"models": ["sasrec", "bert4rec"], "seeds": [1, 2], "max_len": 20, "hidden": 16,
+                   "pretrain": {"max_epochs": 3}, "finetune": {"max_epochs": 3}},
 }
 
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 import yaml
 
 from behaviorflow.leakscan import scan_paths, secrets_from_csv
@@ -45,12 +46,13 @@ def test_nothing_past_anonymisation_holds_raw_ids_or_coordinates(tiny_run):
 
 
 def _hashes(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "data").rglob("*")) if p.is_file()}
+    files = [*(root / "data").rglob("*"), *(root / "results").rglob("*.csv"), *(root / "models").rglob("*.pt")]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files) if p.is_file()}
 
 
 def test_rerun_from_scratch_gives_identical_files(tiny_run):
     before = _hashes(tiny_run)
+    assert any(k.startswith("results/") for k in before) and any(k.endswith(".pt") for k in before)
     run_snakemake(tiny_run, "--forceall")
     assert _hashes(tiny_run) == before
 
@@ -68,13 +70,14 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     changed["anonymization"]["top_zones"] = 5
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
-    assert jobs == {"anonymize", "split_users", "build_profiles", "generate_synthetic", "all"}
+    downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "table", "all"}
+    assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     run_snakemake(work)
     changed["split"]["seed"] = 100
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
-    assert _planned_jobs(run_snakemake(work, "-n")) == {"split_users", "build_profiles", "generate_synthetic", "all"}
+    assert _planned_jobs(run_snakemake(work, "-n")) == {"split_users", "build_profiles"} | downstream
 
 
 def test_invalid_configs_fail_before_any_job(tmp_path):
@@ -94,3 +97,36 @@ def test_invalid_configs_fail_before_any_job(tmp_path):
         assert proc.returncode != 0, name
         assert message in proc.stderr + proc.stdout, (name, proc.stderr[-2000:])
         assert not (work / "data").exists(), f"{name}: a job ran"
+
+
+def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
+    results = tiny_run / "results"
+    for name, settings in (("table1", {"real", "real+synthetic", "improvement_pct"}),
+                           ("table2", {"none", "real", "synthetic", "share_of_real_gain"}),
+                           ("table3", {"real", "real+synthetic", "improvement_pct"})):
+        table = pd.read_csv(results / f"{name}.csv")
+        assert list(table.columns) == ["dataset", "model", "generator", "setting", "metric", "seed", "value"]
+        assert set(table["setting"]) == settings and set(table["seed"]) == {1, 2}
+        assert set(table["model"]) == {"sasrec", "bert4rec"}
+        base = table[~table["setting"].isin(["improvement_pct", "share_of_real_gain"])]
+        assert base["value"].dropna().between(0, 1).all()
+        assert not base.duplicated(["dataset", "model", "generator", "setting", "metric", "seed"]).any()
+        summary = pd.read_csv(results / f"{name}_summary.csv")
+        acc = summary[(summary.metric == "acc1") & (summary.setting == sorted(settings)[0])]
+        assert len(acc) and (acc["n"] == 2).all()
+        page = (results / f"{name}.md").read_text()
+        assert "Seeds: 1, 2" in page and "Verdict" in page
+        prov = read_json(results / f"{name}.provenance.json")
+        assert prov["seeds"] == [1, 2] and len(prov["inputs"]) >= 2 and "torch" in prov["packages"]
+    t3 = pd.read_csv(results / "table3.csv").set_index(["model", "generator", "setting", "metric", "seed"])["value"]
+    real = t3.xs(("sasrec", "none", "real", "acc1", 1))
+    aug = t3.xs(("sasrec", "markov", "real+synthetic", "acc1", 1))
+    assert t3.xs(("sasrec", "markov", "improvement_pct", "acc1", 1)) == pytest.approx((aug - real) / real * 100)
+
+
+def test_deleting_only_table3_rebuilds_only_table3(tiny_run):
+    (tiny_run / "results/table3.csv").unlink()
+    proc = run_snakemake(tiny_run, "-n")
+    assert _planned_jobs(proc) == {"table", "all"}
+    run_snakemake(tiny_run)
+    assert (tiny_run / "results/table3.csv").is_file()

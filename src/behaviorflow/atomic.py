@@ -26,3 +26,17 @@ def write_parquet(frame, path) -> None:
     tmp = tmp_sibling(path)
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+
+
+def write_text(path, text: str) -> None:
+    """Write text atomically."""
+    tmp = tmp_sibling(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_csv(frame, path) -> None:
+    """Write a pandas frame to CSV atomically (no index; floats with full precision, '\\n' endings)."""
+    tmp = tmp_sibling(path)
+    frame.to_csv(tmp, index=False, lineterminator="\n")
+    os.replace(tmp, path)

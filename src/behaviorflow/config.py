@@ -15,10 +15,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    n_users: int = 200
+    n_users: int = 120
     weeks: int = 8
     start_date: str = "2024-03-04"
-    events_per_day: float = 14.0
+    events_per_day: float = 6.0
     fault_rate: float = 0.004
     seed: int = 7
 

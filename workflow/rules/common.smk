@@ -91,7 +91,7 @@ def get_generation_settings(wildcards):
     own = {"markov": ["markov"], "behaviorgen": ["behaviorgen", "cache_dir"]}[
         wildcards.generator
     ]
-    keys = ["weeks", "population_users", "seed", *own]
+    keys = ["weeks", "population_users", "personal_splits", "seed", *own]
     return {k: gen[k] for k in keys}
 
 
@@ -129,11 +129,60 @@ def get_top_zones(wildcards):
     return anonymization_settings(config, wildcards.dataset).top_zones
 
 
-def get_final_targets():
-    """Deepest outputs that exist so far: synthetic data of every dataset and generator."""
+PREDICTORS = config["predictors"]["models"]
+SEEDS = config["predictors"]["seeds"]
+TRAIN_SETS = ["real", *(f"aug-{g}" for g in GENERATORS)]
+# What one predictor job depends on: adding a seed or a model reruns no existing job, and
+# fine-tuning settings do not touch pretraining.
+_SHARED = {"seeds", "models", "runtime", "threads"}
+PRETRAIN_PARAMS = {
+    k: v for k, v in config["predictors"].items() if k not in _SHARED | {"finetune"}
+}
+FINETUNE_PARAMS = {k: v for k, v in config["predictors"].items() if k not in _SHARED}
+
+
+def get_pretrain_inputs(wildcards):
+    """The split; for an augmented training set also the generator's synthetic population."""
+    inputs = {"split": f"data/processed/{wildcards.dataset}/split.parquet"}
+    if wildcards.train_set.startswith("aug-"):
+        generator = wildcards.train_set.removeprefix("aug-")
+        inputs["synthetic"] = (
+            f"data/synthetic/{wildcards.dataset}/{generator}/population.parquet"
+        )
+    return inputs
+
+
+def get_finetune_inputs(wildcards):
+    """The real-pretrained predictor of the same seed, the split, every generator's personal data."""
+    inputs = {
+        "model": f"models/predictors/{wildcards.dataset}/{wildcards.model}/real/seed{wildcards.seed}.pt",
+        "split": f"data/processed/{wildcards.dataset}/split.parquet",
+    }
+    for g in GENERATORS:
+        inputs[f"personal_{g}"] = (
+            f"data/synthetic/{wildcards.dataset}/{g}/personal.parquet"
+        )
+    return inputs
+
+
+def get_table_parts(wildcards):
+    """Every per-job part of one table (all datasets, predictors, seeds)."""
+    if wildcards.table == "table1":
+        return expand(
+            "results/{dataset}/parts/table1/{model}_{train_set}_seed{seed}.csv",
+            dataset=DATASETS,
+            model=PREDICTORS,
+            train_set=TRAIN_SETS,
+            seed=SEEDS,
+        )
     return expand(
-        "data/synthetic/{dataset}/{generator}/{name}.parquet",
+        "results/{dataset}/parts/finetune/{model}_seed{seed}.csv",
         dataset=DATASETS,
-        generator=GENERATORS,
-        name=["population", "personal"],
+        model=PREDICTORS,
+        seed=SEEDS,
     )
+
+
+def get_final_targets():
+    """The three scenario tables (their summaries, pages and provenance come with them)."""
+    return expand("results/{table}.csv", table=["table1", "table2", "table3"])

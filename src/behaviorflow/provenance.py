@@ -1,0 +1,57 @@
+"""Provenance sidecars: what a result was computed from (commit, config, inputs, versions, seeds)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("behaviorflow", "snakemake", "torch", "transformers", "peft", "numpy", "pandas", "scikit-learn",
+            "scipy", "duckdb")
+
+
+def sha256_path(path: str | Path) -> str:
+    """Checksum of a file, or of a directory's files (relative names and contents, sorted)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def provenance(inputs: list[str], config: dict, seeds: list[int], **extra) -> dict:
+    """The sidecar of one result file. No timestamps: reruns give identical sidecars."""
+    return {"git_commit": git_commit(), "config_sha256": config_hash(config),
+            "inputs": {str(p): sha256_path(p) for p in sorted(map(str, inputs))}, "packages": versions(),
+            "seeds": sorted(seeds), **extra}

@@ -1,0 +1,85 @@
+"""Event sequences as model input: vocabularies, feature ids, training windows, prediction contexts.
+
+An event is four categorical features: behaviour, time slot, weekday and zone. Id 0 is padding
+and id 1 the mask token of every feature; real values start at 2. Labels (what a predictor
+outputs) are behaviour indices 0..n-1 over the closed behaviour vocabulary of the dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+PAD, MASK, OFFSET = 0, 1, 2
+FEATURES = ("behavior", "slot", "weekday", "location")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    behaviors: tuple[str, ...]
+    zones: tuple[str, ...]
+    slot_minutes: int = 30
+
+    @classmethod
+    def from_split(cls, split: pd.DataFrame, slot_minutes: int) -> "Vocab":
+        """The closed label set is every behaviour type of the dataset; zones likewise."""
+        return cls(tuple(sorted(split["behavior"].unique())), tuple(sorted(split["location"].unique())), slot_minutes)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.behaviors)
+
+    @property
+    def sizes(self) -> tuple[int, int, int, int]:
+        """Embedding table sizes of the four features (with pad and mask)."""
+        return (len(self.behaviors) + OFFSET, 24 * 60 // self.slot_minutes + OFFSET, 7 + OFFSET,
+                len(self.zones) + OFFSET)
+
+    def encode(self, events: pd.DataFrame) -> np.ndarray:
+        """[n, 4] feature ids of time-ordered events; unknown zones map to padding, unknown
+        behaviours raise (the label set is closed)."""
+        b = pd.Categorical(events["behavior"], categories=self.behaviors).codes
+        if (b < 0).any():
+            unknown = sorted(set(events["behavior"][b < 0]))
+            raise ValueError(f"behaviours outside the label vocabulary: {unknown[:5]}")
+        z = pd.Categorical(events["location"], categories=self.zones).codes
+        out = np.stack([b + OFFSET, events["slot"].to_numpy() // self.slot_minutes + OFFSET,
+                        events["weekday"].to_numpy() + OFFSET, np.where(z >= 0, z + OFFSET, PAD)], axis=1)
+        return out.astype(np.int64)
+
+
+def sequences(events: pd.DataFrame, vocab: Vocab, user_col: str = "user_id") -> list[np.ndarray]:
+    """One encoded, time-ordered sequence per user (sorted by user id, deterministic)."""
+    order = [c for c in ("ts", "event_idx") if c in events.columns]
+    ev = events.sort_values([user_col, *order], kind="stable")
+    return [vocab.encode(g) for _, g in ev.groupby(user_col, sort=True)]
+
+
+def windows(seqs: list[np.ndarray], length: int) -> np.ndarray:
+    """Non-overlapping windows of at most `length` events, left-padded: [m, length, 4].
+
+    For SASRec pass `max_len + 1` (inputs are a window's first max_len events, targets its last);
+    every event but each sequence's first is a target exactly once."""
+    out = []
+    for s in seqs:
+        if len(s) < 2:
+            continue
+        for end in range(len(s), 1, -(length - 1)):
+            chunk = s[max(0, end - length):end]
+            if len(chunk) >= 2:
+                out.append(np.vstack([np.zeros((length - len(chunk), 4), np.int64), chunk]))
+    return np.stack(out) if out else np.zeros((0, length, 4), np.int64)
+
+
+def contexts(history: np.ndarray, targets: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Next-event examples: for each target position t of `history`, the (up to) max_len events
+    before it, left-padded, and its behaviour label. Only earlier events enter a context."""
+    ctx = np.zeros((len(targets), max_len, 4), np.int64)
+    for i, t in enumerate(targets):
+        chunk = history[max(0, t - max_len):t]
+        if len(chunk):
+            ctx[i, max_len - len(chunk):] = chunk
+    labels = history[targets, 0] - OFFSET
+    return ctx, labels.astype(np.int64)

@@ -1,0 +1,123 @@
+"""Tables 1-3: long format (dataset, model, generator, setting, metric, seed, value), derived
+comparison rows, a mean/sd summary, and a Markdown page stating the protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KEYS = ["dataset", "model", "generator", "setting", "metric", "seed"]
+COLUMNS = [*KEYS, "value"]
+
+PROTOCOL = {
+    "table1": ("Pretraining augmentation",
+               "A population predictor is trained on the real training users' events (`real`, generator `none`) "
+               "or on those plus the generator's synthetic population (`real+synthetic`), with early stopping on "
+               "the validation users' query events, and evaluated on the test users' query events. "
+               "`improvement_pct` = (real+synthetic − real) / real × 100, per seed."),
+    "table2": ("Fine-tuning replacement",
+               "From the real-pretrained predictor, a copy is fine-tuned per test user on nothing (`none`), on the "
+               "user's real support events (`real`), or only on the generator's personal synthetic weeks for "
+               "the user (`synthetic`, early stopping on the last share of those weeks: no real event of the "
+               "user is used). `share_of_real_gain` = (synthetic − none) / (real − none), per seed; it is "
+               "undefined (NaN) where real fine-tuning gains nothing on that metric."),
+    "table3": ("Fine-tuning augmentation",
+               "From the real-pretrained predictor, a copy is fine-tuned per test user on the limited real support "
+               "events (`real`) or on those plus the generator's personal synthetic weeks (`real+synthetic`); "
+               "early stopping on the last share of the real support events. `improvement_pct` = "
+               "(real+synthetic − real) / real × 100, per seed."),
+}
+METRIC_TEXT = ("Metrics (full softmax over all behaviour labels, repeats allowed, pooled over the test users' "
+               "query events, each predicted from the events before it): `acc1` (= weighted recall), `acc3`, "
+               "`weighted_precision`, `overall` (macro accuracy over labels), and macro accuracy over `head` / "
+               "`medium` / `tail` labels (training share > 5 %, 1–5 %, < 1 %).")
+
+
+def _ratio_rows(long: pd.DataFrame, num: str, base: str, den_base: str | None, name: str) -> pd.DataFrame:
+    """Per seed: (num − base) / base × 100 (den_base None), or (num − base) / (den_base − base)."""
+    idx = ["dataset", "model", "metric", "seed"]
+    b = long[long["setting"] == base].set_index(idx)["value"]
+    rows = []
+    for g, part in long[long["setting"] == num].groupby("generator"):
+        v = part.set_index(idx)["value"]
+        if den_base is None:
+            out = (v - b.reindex(v.index)) / b.reindex(v.index) * 100
+        else:
+            r = long[long["setting"] == den_base].set_index(idx)["value"].reindex(v.index)
+            gain = r - b.reindex(v.index)
+            out = (v - b.reindex(v.index)) / gain.where(gain.abs() > 1e-12)
+        rows.append(out.rename("value").reset_index().assign(generator=g, setting=name))
+    return pd.concat(rows, ignore_index=True)[COLUMNS] if rows else pd.DataFrame(columns=COLUMNS)
+
+
+def build_table(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The long table with its derived rows, sorted."""
+    long = pd.concat(parts, ignore_index=True)[COLUMNS]
+    if name == "table2":
+        long = long[long["setting"].isin(["none", "real", "synthetic"])]
+        derived = _ratio_rows(long, "synthetic", "none", "real", "share_of_real_gain")
+    else:
+        if name == "table3":
+            long = long[long["setting"].isin(["real", "real+synthetic"])]
+        derived = _ratio_rows(long, "real+synthetic", "real", None, "improvement_pct")
+    out = pd.concat([long, derived], ignore_index=True)
+    return out.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def summarize(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample sd and count over seeds (NaN values skipped: n counts the defined ones)."""
+    g = long.groupby(KEYS[:-1], sort=True)["value"]
+    return pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()}).reset_index()
+
+
+def _fmt(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
+
+
+def markdown(name: str, summary: pd.DataFrame, seeds: list[int]) -> str:
+    title, protocol = PROTOCOL[name]
+    lines = [f"# {name}: {title}", "", protocol, "", METRIC_TEXT, "",
+             f"Seeds: {', '.join(map(str, seeds))}; values are mean ± sd over seeds. The long format "
+             f"(`results/{name}.csv`) has one row per dataset × model × generator × setting × metric × seed; "
+             f"`results/{name}_summary.csv` holds these means.", ""]
+    main = summary[summary["metric"].isin(["acc1", "acc3", "overall", "tail"])]
+    for dataset, part in main.groupby("dataset"):
+        lines += [f"## {dataset}", "", "| model | generator | setting | metric | mean | sd | n |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in part.itertuples(index=False):
+            lines.append(f"| {r.model} | {r.generator} | {r.setting} | {r.metric} | {_fmt(r.mean)} | {_fmt(r.sd)} "
+                         f"| {r.n} |")
+        lines.append("")
+    lines += [verdict(name, summary), ""]
+    return "\n".join(lines)
+
+
+def verdict(name: str, summary: pd.DataFrame) -> str:
+    """One plain sentence per generator on whether synthetic data helped Acc@1 (mean over seeds)."""
+    target = "share_of_real_gain" if name == "table2" else "improvement_pct"
+    rows = summary[(summary["setting"] == target) & (summary["metric"] == "acc1")]
+    out = []
+    for r in rows.itertuples(index=False):
+        if name == "table2":
+            text = "recovers {:.0%} of the Acc@1 gain of real fine-tuning".format(r.mean) if not np.isnan(r.mean) \
+                else "cannot be compared: real fine-tuning gains nothing"
+        else:
+            helped = "helps" if r.mean - (r.sd if not np.isnan(r.sd) else 0) > 0 else (
+                "hurts" if r.mean + (r.sd if not np.isnan(r.sd) else 0) < 0 else "makes no clear difference to")
+            text = f"{helped} Acc@1 ({r.mean:+.2f} % ± {_fmt(r.sd)})"
+        out.append(f"- {r.dataset}, {r.model}, {r.generator}: synthetic data {text}.")
+    return "Verdict (Acc@1, mean ± sd over seeds; 'no clear difference' when the sd covers zero):\n" + "\n".join(out)
+
+
+def write_table(name: str, part_paths: list[str], outputs: dict, config: dict, seeds: list[int]) -> pd.DataFrame:
+    """Rule table: assemble the parts; write the long table, summary, page and provenance."""
+    from behaviorflow.atomic import write_csv, write_json, write_text
+    from behaviorflow.provenance import provenance
+
+    long = build_table(name, [pd.read_csv(p) for p in part_paths])
+    summary = summarize(long)
+    write_csv(long, outputs["table"])
+    write_csv(summary, outputs["summary"])
+    write_text(outputs["page"], markdown(name, summary, seeds))
+    write_json(outputs["provenance"], provenance(part_paths, config, seeds, table=name, rows=int(len(long))))
+    return long

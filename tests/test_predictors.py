@@ -1,0 +1,131 @@
+"""Predictors, the evaluation protocol and the per-user fine-tuning scenarios."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import behaviorflow.scenarios as scenarios
+from behaviorflow.evaluation import evaluate, label_groups
+from behaviorflow.models import FitSettings, ModelSettings, build_model, fit, predict_logits
+from behaviorflow.scenarios import PredictorSettings, finetune_users, pretrain
+from behaviorflow.sequences import OFFSET, Vocab, contexts, sequences, windows
+
+
+def test_metrics_on_a_hand_made_confusion_matrix():
+    # 3 labels; true: 0 0 0 0 1 1 2 2 ; predicted (argmax): 0 0 0 1 1 0 2 1
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 0, 0, 1, 1, 0, 2, 1])
+    second = np.array([1, 1, 1, 0, 2, 1, 0, 2])  # second-best label of each row
+    logits = np.full((8, 3), -5.0)
+    logits[np.arange(8), pred] = 5.0
+    logits[np.arange(8), second] = 1.0
+    groups = np.array(["head", "medium", "tail"])
+    m = evaluate(logits, labels, groups)
+    assert m["acc1"] == pytest.approx(5 / 8)
+    # top-3 of 3 labels is everything; top-2 is checked through acc3 on 4 labels below
+    assert m["acc3"] == pytest.approx(1.0)
+    # precision: label 0 predicted 4x, right 3x; label 1 predicted 3x, right 1x; label 2: 1x, 1x
+    assert m["weighted_precision"] == pytest.approx(0.5 * 3 / 4 + 0.25 * 1 / 3 + 0.25 * 1.0)
+    # per-label recall: 3/4, 1/2, 1/2 -> macro 7/12
+    assert m["overall"] == pytest.approx((3 / 4 + 1 / 2 + 1 / 2) / 3)
+    assert (m["head"], m["medium"], m["tail"]) == pytest.approx((3 / 4, 1 / 2, 1 / 2))
+    four = np.concatenate([logits, np.full((8, 1), 3.0)], axis=1)  # label 3 always ranks 2nd
+    m4 = evaluate(four, labels, np.array(["head", "medium", "tail", "tail"]))
+    # top 3 = argmax, label 3, and the second-best: hits where true is pred or second
+    assert m4["acc3"] == pytest.approx(np.mean((labels == pred) | (labels == second)))
+
+
+def test_label_groups_follow_training_shares():
+    train = np.array([0] * 94 + [1] * 5 + [2] * 1)  # 94 %, 5 % and 1 % (boundaries: medium), label 3 unseen
+    assert list(label_groups(train, 4)) == ["head", "medium", "medium", "tail"]
+
+
+def _cycle_split(n_users=6, events=120, cycle=("a", "b", "c", "d", "e")):
+    rows = []
+    start = dt.datetime(2024, 3, 4)
+    for u in range(n_users):
+        for i in range(events):
+            ts = start + dt.timedelta(minutes=30 * (i + u))
+            rows.append((f"u{u}", ts, ts.weekday(), ts.hour * 60 + ts.minute // 30 * 30, f"z{i % 3}",
+                         cycle[(i + u) % len(cycle)], i))
+    return pd.DataFrame(rows, columns=["user_id", "ts", "weekday", "slot", "location", "behavior", "event_idx"])
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "bert4rec"])
+def test_predictor_learns_a_deterministic_cycle(kind):
+    events = _cycle_split()
+    vocab = Vocab.from_split(events, 30)
+    ms = ModelSettings(max_len=12, hidden=32, blocks=2, heads=1, dropout=0.0)
+    seqs = sequences(events[events.user_id != "u5"], vocab)
+    model = build_model(kind, vocab.sizes, vocab.n_labels, ms)
+    hist = fit(model, windows(seqs, 13 if kind == "sasrec" else 12), None,
+               FitSettings(lr=3e-3, batch_size=16, max_epochs=40, patience=3), seed=0, mask_prob=0.3)
+    held_out = sequences(events[events.user_id == "u5"], vocab)[0]
+    ctx, labels = contexts(held_out, np.arange(5, len(held_out)), 12)
+    acc = (predict_logits(model, ctx).argmax(1) == labels).mean()
+    assert hist["epochs"] == 40 and acc > 0.95
+
+
+def test_contexts_hold_only_earlier_events():
+    seq = np.arange(10 * 4).reshape(10, 4) + OFFSET
+    ctx, labels = contexts(seq, np.array([0, 3, 9]), 4)
+    assert (ctx[0] == 0).all()  # nothing before the first event
+    assert (ctx[1][-3:] == seq[:3]).all() and (ctx[1][0] == 0).all()
+    assert (ctx[2] == seq[5:9]).all() and list(labels) == list(seq[[0, 3, 9], 0] - OFFSET)
+
+
+def _split_with_query_marker():
+    """Cycle data split like split_users does; every query event sits in zone `zq`, which no
+    training, support or synthetic event has."""
+    events = _cycle_split(n_users=8, events=90)
+    user_split = {f"u{i}": s for i, s in enumerate(["train"] * 4 + ["val"] * 2 + ["test"] * 2)}
+    events["split"] = events["user_id"].map(user_split)
+    events["part"] = np.where(events["split"] == "train", "train",
+                              np.where(events["event_idx"] < 40, "support", "query"))
+    events.loc[events["part"] == "query", "location"] = "zq"
+    return events
+
+
+def test_per_user_fine_tuning_never_trains_on_query_events(monkeypatch):
+    split = _split_with_query_marker()
+    vocab = Vocab.from_split(split, 30)
+    zq = vocab.zones.index("zq") + OFFSET
+    settings = PredictorSettings(model=ModelSettings(max_len=10, hidden=16, blocks=1, heads=1),
+                                 pretrain=FitSettings(max_epochs=2), finetune=FitSettings(max_epochs=2))
+    base, _, _, _ = pretrain(split, None, "sasrec", 0, settings, vocab)
+    test_users = sorted(split.loc[split.split == "test", "user_id"].unique())
+    synthetic = _cycle_split(n_users=2, events=50).assign(source_user=lambda d: d.user_id.map(
+        dict(zip(["u0", "u1"], test_users))))
+    seen = []
+    real_fit = scenarios.fit
+
+    def spy(model, train_windows, val, *args, **kwargs):
+        seen.append((train_windows, val))
+        return real_fit(model, train_windows, val, *args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "fit", spy)
+    metrics, runs = finetune_users(base, split, {"markov": synthetic}, "sasrec", 0, settings, vocab)
+    assert len(seen) == 3 * len(test_users)  # real, synthetic, real+synthetic per user
+    for train_windows, val in seen:
+        assert not (train_windows[..., 3] == zq).any()
+        assert val is None or not (val[0][..., 3] == zq).any()
+    # the check has teeth: the evaluation contexts do hold query events (as history)
+    ctx, _, _ = scenarios.query_examples(split, vocab, "test", 10)
+    assert (ctx[..., 3] == zq).any()
+    assert set(metrics) == {("none", "none"), ("none", "real"), ("markov", "synthetic"),
+                            ("markov", "real+synthetic")}
+    assert set(runs["setting"]) == {"real", "synthetic", "real+synthetic"}
+
+
+def test_training_is_deterministic_for_a_seed():
+    split = _split_with_query_marker()
+    vocab = Vocab.from_split(split, 30)
+    settings = PredictorSettings(model=ModelSettings(max_len=10, hidden=16, blocks=1, heads=1),
+                                 pretrain=FitSettings(max_epochs=3))
+    a = pretrain(split, None, "bert4rec", 7, settings, vocab)
+    b = pretrain(split, None, "bert4rec", 7, settings, vocab)
+    c = pretrain(split, None, "bert4rec", 8, settings, vocab)
+    assert pd.Series(a[2]).equals(pd.Series(b[2])) and a[1]["train_loss"] == b[1]["train_loss"]
+    assert a[1]["train_loss"] != c[1]["train_loss"]

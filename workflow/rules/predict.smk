@@ -1,0 +1,80 @@
+# Next-behaviour predictors and the three BehaviorGen scenarios (tables 1-3). One job per
+# dataset x model x training set x seed (pretraining) and per dataset x model x seed (all test
+# users' fine-tuning in one job), never one per user: the DAG size does not grow with users.
+
+
+rule pretrain_predictor:
+    input:
+        unpack(get_pretrain_inputs),
+    output:
+        model="models/predictors/{dataset}/{model}/{train_set}/seed{seed}.pt",
+        metrics="results/{dataset}/parts/table1/{model}_{train_set}_seed{seed}.csv",
+        history="results/{dataset}/parts/table1/{model}_{train_set}_seed{seed}.json",
+    log:
+        "logs/{dataset}/pretrain_{model}_{train_set}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/pretrain_{model}_{train_set}_seed{seed}.tsv"
+    wildcard_constraints:
+        model="|".join(PREDICTORS),
+        train_set="|".join(TRAIN_SETS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["predictors"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["predictors"]["runtime"],
+        gpu=config["resources"]["gpu"],
+    params:
+        settings=PRETRAIN_PARAMS,
+        slot_minutes=config["slot_minutes"],
+    script:
+        "../scripts/pretrain_predictor.py"
+
+
+rule finetune_predictor:
+    input:
+        unpack(get_finetune_inputs),
+    output:
+        metrics="results/{dataset}/parts/finetune/{model}_seed{seed}.csv",
+        runs="results/{dataset}/parts/finetune/{model}_seed{seed}_runs.csv",
+    log:
+        "logs/{dataset}/finetune_{model}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/finetune_{model}_seed{seed}.tsv"
+    wildcard_constraints:
+        model="|".join(PREDICTORS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["predictors"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=config["predictors"]["runtime"],
+        gpu=config["resources"]["gpu"],
+    params:
+        settings=FINETUNE_PARAMS,
+        slot_minutes=config["slot_minutes"],
+    script:
+        "../scripts/finetune_predictor.py"
+
+
+rule table:
+    input:
+        get_table_parts,
+    output:
+        table="results/{table}.csv",
+        summary="results/{table}_summary.csv",
+        page="results/{table}.md",
+        provenance="results/{table}.provenance.json",
+    log:
+        "logs/{table}.log",
+    wildcard_constraints:
+        table="table1|table2|table3",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        config=config,
+        seeds=config["predictors"]["seeds"],
+    script:
+        "../scripts/make_table.py"
