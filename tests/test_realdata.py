@@ -66,6 +66,7 @@ def test_tokyo_leak_scan(tokyo_chain, tokyo_csv):
 def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     config = yaml.safe_load((REPO / "tests/configs/tokyo.yaml").read_text())
     config["datasets"]["tokyo"]["path"] = str(tokyo_csv)
+    config["predictors"].update(seeds=[1], pretrain={"max_epochs": 3}, finetune={"max_epochs": 3})  # test time
     work = make_workdir(tmp_path, config)
     proc = run_snakemake(work, check=False, env={"BEHAVIORFLOW_PSEUDONYM_KEY": None})
     assert proc.returncode != 0 and "BEHAVIORFLOW_PSEUDONYM_KEY" in proc.stderr + proc.stdout
@@ -82,3 +83,8 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     for path in (work / ".snakemake").rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+    # all three scenarios ran on the real data, with the intent labels
+    for name, setting in (("table1", "real+synthetic"), ("table2", "synthetic"), ("table3", "real+synthetic")):
+        table = pd.read_csv(work / f"results/{name}.csv")
+        assert set(table["dataset"]) == {"tokyo"} and setting in set(table["setting"])
+        assert table.loc[table.metric == "acc1", "value"].dropna().between(0, 1).all()

@@ -130,3 +130,20 @@ def test_deleting_only_table3_rebuilds_only_table3(tiny_run):
     assert _planned_jobs(proc) == {"table", "all"}
     run_snakemake(tiny_run)
     assert (tiny_run / "results/table3.csv").is_file()
+
+
+def _job_counts(proc):
+    stats = proc.stdout[proc.stdout.index("Job stats:"):]
+    return dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M))
+
+
+def test_dag_does_not_grow_with_users(tmp_path):
+    """The papers' phone-log scale (24,133 users) plans the same jobs as the tiny config: work is
+    batched per dataset, model and seed, never one job per user."""
+    counts = []
+    for n_users in (40, 24_133):
+        config = copy.deepcopy(TINY_CONFIG)
+        config["datasets"]["tiny"]["simulation"]["n_users"] = n_users
+        counts.append(_job_counts(run_snakemake(make_workdir(tmp_path / str(n_users), config), "-n")))
+    assert counts[0] == counts[1]
+    assert counts[0]["pretrain_predictor"] == "8" and counts[0]["finetune_predictor"] == "4"  # 2 models x 2 seeds

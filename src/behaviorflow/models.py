@@ -1,11 +1,15 @@
 """Next-behaviour predictors in torch: SASRec (causal) and BERT4Rec (bidirectional, masked).
 
-Both embed an event as the sum of its behaviour, time-slot, weekday and zone embeddings plus a
-learned position, run a Transformer encoder, and score every behaviour label with a full
-softmax. SASRec predicts the next event's behaviour at each position of a causal sequence;
-BERT4Rec learns to fill masked events (all four features masked) and predicts the next event by
-appending a masked event to the history. `fit` trains with Adam and early stopping on the
-validation loss, restoring the best weights; CUDA is used when present, CPU otherwise.
+Both embed a token as the sum of behaviour, time-slot, weekday and zone embeddings plus a learned
+position, run a Transformer encoder, and score every behaviour label with a full softmax. A
+prediction knows the time (slot, weekday) of the event it predicts, never its behaviour or zone:
+- SASRec (causal): token j carries event j's time with event j-1's behaviour and zone, and
+  predicts event j's behaviour; attention sees tokens <= j only.
+- BERT4Rec (bidirectional): tokens are events; masked events keep their time and lose behaviour
+  and zone, and the model fills them in. The next event is predicted as a masked last event.
+Inputs are windows of max_len + 1 events (`sequences.windows`, `sequences.contexts`).
+`fit` trains with Adam and early stopping on the validation loss, restoring the best weights;
+CUDA is used when present, CPU otherwise.
 """
 
 from __future__ import annotations
@@ -89,32 +93,54 @@ def device_for(prefer: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _training_batch(kind: str, windows, generator, mask_prob: float):
-    """Inputs and targets (-100: ignored) for one batch of windows."""
+def _sasrec_tokens(windows):
+    """[B, L+1, 4] events -> [B, L, 4] tokens: event j's time with event j-1's behaviour and zone."""
     torch = _torch()
-    if kind == "sasrec":  # windows hold max_len + 1 events: predict each next behaviour
-        inputs, nxt = windows[:, :-1], windows[:, 1:]
-        targets = torch.where((inputs[..., 1] != PAD) & (nxt[..., 0] != PAD), nxt[..., 0] - 2, -100)
-        return inputs, targets
-    real = windows[..., 1] != PAD
-    masked = (torch.rand(windows.shape[:2], generator=generator, device=windows.device) < mask_prob) & real
+    prev, cur = windows[:, :-1], windows[:, 1:]
+    real = cur[..., 1] != PAD
+    tokens = torch.stack([prev[..., 0], cur[..., 1], cur[..., 2], prev[..., 3]], dim=-1)
+    return torch.where(real[..., None], tokens, torch.zeros_like(tokens)), real
+
+
+def _masked(events, masked):
+    """Events with behaviour and zone replaced by the mask id where `masked`."""
+    torch = _torch()
+    out = events.clone()
+    out[..., 0] = torch.where(masked, torch.full_like(out[..., 0], MASK), out[..., 0])
+    out[..., 3] = torch.where(masked, torch.full_like(out[..., 3], MASK), out[..., 3])
+    return out
+
+
+def _training_batch(kind: str, windows, generator, mask_prob: float):
+    """Inputs and targets (-100: ignored) for one batch of windows [B, L+1, 4]."""
+    torch = _torch()
+    if kind == "sasrec":
+        tokens, real = _sasrec_tokens(windows)
+        return tokens, torch.where(real, windows[:, 1:, 0] - 2, -100)
+    events = windows[:, 1:]
+    real = events[..., 1] != PAD
+    masked = (torch.rand(events.shape[:2], generator=generator, device=windows.device) < mask_prob) & real
     # always train the next-event case too: mask each window's last event
     masked[:, -1] |= real[:, -1]
-    inputs = torch.where(masked[..., None], torch.full_like(windows, MASK), windows)
-    return inputs, torch.where(masked, windows[..., 0] - 2, -100)
+    return _masked(events, masked), torch.where(masked, events[..., 0] - 2, -100)
+
+
+def model_inputs(kind: str, ctx):
+    """Inputs for next-event prediction from `sequences.contexts` windows (target masked, last)."""
+    if kind == "sasrec":
+        return _sasrec_tokens(ctx)[0]
+    return ctx[:, 1:]
 
 
 def predict_logits(model, ctx: np.ndarray, batch_size: int = 1024):
-    """Next-event logits [n, n_labels] for contexts [n, max_len, 4] (left-padded history)."""
+    """Next-event logits [n, n_labels] for `sequences.contexts` windows [n, max_len + 1, 4]."""
     torch = _torch()
     device = next(model.parameters()).device
     model.eval()
     out = []
     with torch.no_grad():
         for b in range(0, len(ctx), batch_size):
-            x = torch.as_tensor(ctx[b:b + batch_size], device=device)
-            if model.kind == "bert4rec":  # drop the oldest event, append a masked one
-                x = torch.cat([x[:, 1:], torch.full_like(x[:, :1], MASK)], dim=1)
+            x = model_inputs(model.kind, torch.as_tensor(ctx[b:b + batch_size], device=device))
             out.append(model(x)[:, -1].float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.head.out_features), np.float32)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -42,14 +42,17 @@ class PredictorSettings:
 
     @classmethod
     def from_config(cls, cfg: dict) -> "PredictorSettings":
-        keys = ("max_len", "hidden", "blocks", "heads", "dropout", "mask_prob")
-        finetune = FitSettings(**cfg["finetune"]) if "finetune" in cfg else cls().finetune  # pretraining jobs
-        return cls(ModelSettings(**{k: cfg[k] for k in keys}), FitSettings(**cfg["pretrain"]), finetune,
-                   cfg["val_share"], cfg["max_val_examples"], cfg.get("device", "auto"))
+        """From the `predictors` config block; keys left out take these defaults (the schema's)."""
+        base = cls()
+        model = ModelSettings(**{k: cfg[k] for k in ModelSettings.__dataclass_fields__ if k in cfg})
+        pretrain = replace(base.pretrain, **cfg.get("pretrain", {}))
+        finetune = replace(base.finetune, **cfg.get("finetune", {}))
+        return cls(model, pretrain, finetune, cfg.get("val_share", base.val_share),
+                   cfg.get("max_val_examples", base.max_val_examples), cfg.get("device", base.device))
 
 
 def _window_len(kind: str, settings: ModelSettings) -> int:
-    return settings.max_len + 1 if kind == "sasrec" else settings.max_len
+    return settings.max_len + 1  # both models: max_len tokens built from max_len + 1 events
 
 
 def query_examples(split: pd.DataFrame, vocab: Vocab, split_name: str, max_len: int):

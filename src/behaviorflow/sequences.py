@@ -58,10 +58,9 @@ def sequences(events: pd.DataFrame, vocab: Vocab, user_col: str = "user_id") -> 
 
 
 def windows(seqs: list[np.ndarray], length: int) -> np.ndarray:
-    """Non-overlapping windows of at most `length` events, left-padded: [m, length, 4].
-
-    For SASRec pass `max_len + 1` (inputs are a window's first max_len events, targets its last);
-    every event but each sequence's first is a target exactly once."""
+    """Non-overlapping training windows of at most `length` (= max_len + 1) events, left-padded:
+    [m, length, 4]. Every event but each sequence's first is a target exactly once: a window's
+    first event is only history for the next."""
     out = []
     for s in seqs:
         if len(s) < 2:
@@ -74,12 +73,16 @@ def windows(seqs: list[np.ndarray], length: int) -> np.ndarray:
 
 
 def contexts(history: np.ndarray, targets: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Next-event examples: for each target position t of `history`, the (up to) max_len events
-    before it, left-padded, and its behaviour label. Only earlier events enter a context."""
-    ctx = np.zeros((len(targets), max_len, 4), np.int64)
+    """Next-event examples: for each target position t of `history`, a left-padded window of the
+    (up to) max_len events before it plus the target event itself with its behaviour and zone
+    masked, [n, max_len + 1, 4], and the target's behaviour label. What a prediction may know of
+    the event it predicts is its time (slot, weekday); its behaviour and place are masked here, so
+    no model can read them."""
+    ctx = np.zeros((len(targets), max_len + 1, 4), np.int64)
     for i, t in enumerate(targets):
-        chunk = history[max(0, t - max_len):t]
-        if len(chunk):
-            ctx[i, max_len - len(chunk):] = chunk
+        chunk = history[max(0, t - max_len):t + 1]
+        ctx[i, max_len + 1 - len(chunk):] = chunk
+    ctx[:, -1, 0] = MASK
+    ctx[:, -1, 3] = MASK
     labels = history[targets, 0] - OFFSET
     return ctx, labels.astype(np.int64)
