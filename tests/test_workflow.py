@@ -58,8 +58,7 @@ def test_rerun_from_scratch_gives_identical_files(tiny_run):
 
 
 def _planned_jobs(proc):
-    stats = proc.stdout[proc.stdout.index("Job stats:"):]
-    return set(re.findall(r"^(\w+)\s+\d+$", stats, flags=re.M)) - {"total"}
+    return set(_job_counts(proc)) - {"total"}
 
 
 def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):

