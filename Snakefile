@@ -14,6 +14,7 @@ include: "workflow/rules/profiles.smk"
 include: "workflow/rules/generator_model.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/validate.smk"
 
 
 rule all:

@@ -17,6 +17,7 @@ TOKYO = SHARED_DATA / "tokyo_checkins_2019.csv"
 TOKYO_INTENTS = ["Other", "shopping", "dining", "sightseeing", "outdoors", "entertaining", "work-related",
                  "study-related", "personal", "sports", "secret"]
 
+TINY_MODEL = "models/tiny-lm"
 TINY_CONFIG = {
     "seed": 1,
     "slot_minutes": 30,
@@ -31,6 +32,12 @@ TINY_CONFIG = {
     "split": {"support_events": 40, "min_query_events": 10, "min_user_events": 60, "seed": 5},
     "predictors": {"models": ["sasrec", "bert4rec"], "seeds": [1, 2], "max_len": 20, "hidden": 16,
                    "pretrain": {"max_epochs": 3}, "finetune": {"max_epochs": 3}},
+    # BehaviorGen's prompt ablation on a tiny random model (built by make_workdir), under the grammar
+    "generation": {"generators": ["markov"], "behaviorgen": {
+        "transformers": {"model": TINY_MODEL, "tune": False, "dtype": "float32"}, "batch_size": 8,
+        "sampling": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 150}}},
+    "validation": {"ablation": {"variants": ["full", "no_role", "no_profile", "no_format", "no_segment"],
+                                "users": 2, "weeks": 2, "seeds": [1]}},
 }
 
 
@@ -41,7 +48,8 @@ def tokyo_csv() -> Path:
 
 
 def make_workdir(tmp: Path, config: dict) -> Path:
-    """A workflow copy with its own config in `tmp` (outputs never touch the checkout)."""
+    """A workflow copy with its own config in `tmp` (outputs never touch the checkout); a config
+    whose generator model is TINY_MODEL gets the tiny random model built there."""
     tmp.mkdir(parents=True, exist_ok=True)
     for item in ("Snakefile", "workflow", "profiles"):
         src = REPO / item
@@ -51,6 +59,11 @@ def make_workdir(tmp: Path, config: dict) -> Path:
             shutil.copy(src, tmp / item)
     (tmp / "config").mkdir(exist_ok=True)
     (tmp / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    model = config.get("generation", {}).get("behaviorgen", {}).get("transformers", {}).get("model")
+    if model == TINY_MODEL:
+        from tiny_lm import build_tiny_model
+
+        build_tiny_model(tmp / TINY_MODEL, seed=5)
     return tmp
 
 

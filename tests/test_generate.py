@@ -176,10 +176,10 @@ def test_markov_outputs_through_the_workflow(tiny_run):
     d = tiny_run / "data/synthetic/tiny/markov"
     pop, per = pd.read_parquet(d / "population.parquet"), pd.read_parquet(d / "personal.parquet")
     profiles = pd.read_parquet(tiny_run / "data/processed/tiny/profiles.parquet")
-    assert set(per.user_id) == set(profiles.loc[profiles.split.isin(["val", "test"]), "user_id"])
+    assert set(per.user_id) == set(profiles.loc[profiles.split == "test", "user_id"])  # personal_splits: [test]
     assert pop.user_id.str.startswith("syn-").all()
     assert set(pop.source_user) <= set(profiles.loc[profiles.split == "train", "user_id"])
     zones, behaviors = vocabularies(pd.read_parquet(tiny_run / "data/processed/tiny/split.parquet"), 10)
     assert set(per.location) <= set(zones) and set(per.behavior) <= set(behaviors)
-    summary = json.loads((d / "generation_summary.json").read_text())
-    assert summary["personal_events"] == len(per) and summary["failed_calls"] == 0
+    summary = json.loads((d / "personal_summary.json").read_text())
+    assert summary["events"] == len(per) and summary["failed_calls"] == 0 and summary["part"] == "personal"

@@ -153,18 +153,24 @@ def test_key_never_reaches_logs_metadata_cache_or_outputs(tmp_path):
                                 "behaviorgen": {"backend": "openai",
                                                 "openai": {"model": "fake-model", "base_url": fake.base_url,
                                                            "key_env": KEY_ENV}}}
+        config["validation"] = {"ablation": {"variants": []}}  # every call served below is a generation call
         work = make_workdir(tmp_path, config)
         proc = run_snakemake(work, check=False, env={KEY_ENV: None})
         assert proc.returncode != 0 and KEY_ENV in proc.stdout + proc.stderr  # envvars: fails before any job
         run_snakemake(work, env={KEY_ENV: SECRET})
-        summary = json.loads((work / "data/synthetic/tiny/behaviorgen/generation_summary.json").read_text())
-        assert summary["backend_calls"] == summary["calls"] > 0 and summary["pass_at_1"] == 1.0
+        calls = 0
+        for part in ("population", "personal"):
+            summary = json.loads((work / f"data/synthetic/tiny/behaviorgen/{part}_summary.json").read_text())
+            assert summary["calls"] > 0 and summary["pass_at_1"] == 1.0
+            log_text = (work / f"logs/tiny/generate_behaviorgen_{part}.log").read_text()
+            assert f"backend calls this run: {summary['calls']}" in log_text
+            calls += summary["calls"]
         assert all(h["authorization"] == f"Bearer {SECRET}" for h in fake.headers)
-        log_text = (work / "logs/tiny/generate_behaviorgen.log").read_text()
-        assert f"backend calls this run: {summary['calls']}" in log_text
         run_snakemake(work, "--forcerun", "generate_synthetic", env={KEY_ENV: SECRET})
-        assert "backend calls this run: 0 (cache hits:" in (work / "logs/tiny/generate_behaviorgen.log").read_text()
+        for part in ("population", "personal"):
+            log_text = (work / f"logs/tiny/generate_behaviorgen_{part}.log").read_text()
+            assert "backend calls this run: 0 (cache hits:" in log_text
         n_served = len(fake.requests)
         leaks = [p for p in work.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
         assert leaks == []
-        assert n_served == summary["calls"]
+        assert n_served == calls

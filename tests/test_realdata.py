@@ -67,6 +67,7 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     config = yaml.safe_load((REPO / "tests/configs/tokyo.yaml").read_text())
     config["datasets"]["tokyo"]["path"] = str(tokyo_csv)
     config["predictors"].update(seeds=[1], pretrain={"max_epochs": 3}, finetune={"max_epochs": 3})  # test time
+    config["validation"]["ablation"]["variants"] = []  # the LLM ablation on Tokyo: run by hand (README)
     work = make_workdir(tmp_path, config)
     proc = run_snakemake(work, check=False, env={"BEHAVIORFLOW_PSEUDONYM_KEY": None})
     assert proc.returncode != 0 and "BEHAVIORFLOW_PSEUDONYM_KEY" in proc.stderr + proc.stdout
@@ -88,3 +89,11 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
         table = pd.read_csv(work / f"results/{name}.csv")
         assert set(table["dataset"]) == {"tokyo"} and setting in set(table["setting"])
         assert table.loc[table.metric == "acc1", "value"].dropna().between(0, 1).all()
+    # fidelity and privacy of the synthetic data against the real check-ins
+    fid = pd.read_csv(work / "results/tokyo/fidelity.csv")
+    assert set(fid["data"]) == {"population", "personal"} and set(fid["generator"]) == {"markov"}
+    jsd = fid.loc[(fid.level == "population") & (fid.metric == "jsd_behavior"), "value"]
+    assert len(jsd) == 2 and jsd.between(0, 1).all()
+    priv = pd.read_csv(work / "results/tokyo/privacy.csv").set_index("metric")["value"]
+    assert 0 <= priv["mia_auc"] <= 1 and priv["holdout"] > 0 and priv["members"] > 0
+    assert not (work / "results/table4.csv").exists()

@@ -69,7 +69,8 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     changed["anonymization"]["top_zones"] = 5
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
-    downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "table", "all"}
+    downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "table", "all",
+                  "generate_ablation", "validate_synthetic", "validation_report", "table4"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))

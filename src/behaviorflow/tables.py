@@ -70,6 +70,12 @@ def summarize(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()}).reset_index()
 
 
+def md_table(columns: list[str], rows: list[list]) -> list[str]:
+    """Lines of a Markdown table."""
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns),
+            *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+
+
 def _fmt(v) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
 
@@ -82,12 +88,10 @@ def markdown(name: str, summary: pd.DataFrame, seeds: list[int]) -> str:
              f"`results/{name}_summary.csv` holds these means.", ""]
     main = summary[summary["metric"].isin(["acc1", "acc3", "overall", "tail"])]
     for dataset, part in main.groupby("dataset"):
-        lines += [f"## {dataset}", "", "| model | generator | setting | metric | mean | sd | n |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in part.itertuples(index=False):
-            lines.append(f"| {r.model} | {r.generator} | {r.setting} | {r.metric} | {_fmt(r.mean)} | {_fmt(r.sd)} "
-                         f"| {r.n} |")
-        lines.append("")
+        rows = [[r.model, r.generator, r.setting, r.metric, _fmt(r.mean), _fmt(r.sd), r.n]
+                for r in part.itertuples(index=False)]
+        lines += [f"## {dataset}", "", *md_table(["model", "generator", "setting", "metric", "mean", "sd", "n"], rows),
+                  ""]
     lines += [verdict(name, summary), ""]
     return "\n".join(lines)
 

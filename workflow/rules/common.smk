@@ -85,14 +85,16 @@ def get_split_settings(wildcards):
 GENERATORS = config["generation"]["generators"]
 
 
-def get_generation_settings(wildcards):
+def generation_settings(generator):
     """What one generator depends on (so changing the other's settings reruns nothing here)."""
     gen = config["generation"]
-    own = {"markov": ["markov"], "behaviorgen": ["behaviorgen", "cache_dir"]}[
-        wildcards.generator
-    ]
+    own = {"markov": ["markov"], "behaviorgen": ["behaviorgen", "cache_dir"]}[generator]
     keys = ["weeks", "population_users", "personal_splits", "seed", *own]
     return {k: gen[k] for k in keys}
+
+
+def get_generation_settings(wildcards):
+    return generation_settings(wildcards.generator)
 
 
 def get_generator_model(wildcards):
@@ -101,28 +103,26 @@ def get_generator_model(wildcards):
     return "models/smollm2-135m-instruct" if model == "embedded" else model
 
 
-def get_generation_inputs(wildcards):
+def get_generation_inputs(wildcards, generator=None):
     """Split and profiles; for BehaviorGen on a local model also the model and (tuned) adapter."""
     inputs = {
         "split": f"data/processed/{wildcards.dataset}/split.parquet",
         "profiles": f"data/processed/{wildcards.dataset}/profiles.parquet",
     }
     bg = config["generation"]["behaviorgen"]
-    if wildcards.generator == "behaviorgen" and bg["backend"] == "transformers":
+    generator = generator or wildcards.generator
+    if generator == "behaviorgen" and bg["backend"] == "transformers":
         inputs["model"] = get_generator_model(wildcards)
         if bg["transformers"]["tune"]:
             inputs["adapter"] = f"models/adapters/{wildcards.dataset}/behaviorgen"
     return inputs
 
 
-def get_generation_gpus(wildcards):
+def get_generation_gpus(wildcards, generator=None):
     """GPUs only where a model runs: BehaviorGen on a local model."""
     local = config["generation"]["behaviorgen"]["backend"] == "transformers"
-    return (
-        config["resources"]["gpu"]
-        if wildcards.generator == "behaviorgen" and local
-        else 0
-    )
+    generator = generator or wildcards.generator
+    return config["resources"]["gpu"] if generator == "behaviorgen" and local else 0
 
 
 def get_top_zones(wildcards):
@@ -183,6 +183,97 @@ def get_table_parts(wildcards):
     )
 
 
+ABLATION = config["validation"]["ablation"]
+ABLATION_SOURCES = [
+    f"ablation-{variant}-seed{seed}"
+    for variant in ABLATION["variants"]
+    for seed in ABLATION["seeds"]
+]
+# Splits whose users some generator sees; the others are the privacy holdout.
+SHOWN_SPLITS = sorted(
+    set(config["generation"]["personal_splits"])
+    | ({ABLATION["split"]} if ABLATION["variants"] else set())
+)
+
+
+def ablation_dir(wildcards):
+    return f"data/synthetic/{wildcards.dataset}/ablation/{wildcards.variant}/seed{wildcards.seed}"
+
+
+def get_ablation_inputs(wildcards):
+    return get_generation_inputs(wildcards, "behaviorgen")
+
+
+def get_ablation_gpus(wildcards):
+    return get_generation_gpus(wildcards, "behaviorgen")
+
+
+def validation_inputs(dataset, source):
+    """The split and profiles, and the synthetic sets of one source (a generator or an ablation run)."""
+    data = f"data/processed/{dataset}"
+    inputs = {"split": f"{data}/split.parquet", "profiles": f"{data}/profiles.parquet"}
+    if source.startswith("ablation-"):
+        variant, seed = source.removeprefix("ablation-").rsplit("-seed", 1)
+        run = f"data/synthetic/{dataset}/ablation/{variant}/seed{seed}"
+        inputs.update(
+            ablation=f"{run}/weeks.parquet", summary=f"{run}/generation_summary.json"
+        )
+    else:
+        run = f"data/synthetic/{dataset}/{source}"
+        for part in ("population", "personal"):
+            inputs[part] = f"{run}/{part}.parquet"
+            inputs[f"{part}_summary"] = f"{run}/{part}_summary.json"
+    return inputs
+
+
+def get_validation_inputs(wildcards):
+    return validation_inputs(wildcards.dataset, wildcards.source)
+
+
+def get_validation_parts(wildcards):
+    """Every source's fidelity and privacy parts of one dataset."""
+    return expand(
+        "results/{dataset}/parts/validation/{source}_{kind}.csv",
+        dataset=wildcards.dataset,
+        source=GENERATORS + ABLATION_SOURCES,
+        kind=["fidelity", "privacy"],
+    )
+
+
+def get_validation_data(wildcards):
+    """What the validation parts of one dataset were computed from (for the provenance sidecars)."""
+    files = set()
+    for source in GENERATORS + ABLATION_SOURCES:
+        files |= set(validation_inputs(wildcards.dataset, source).values())
+    return sorted(files)
+
+
+def get_table4_inputs(wildcards):
+    if not ABLATION["variants"]:
+        raise WorkflowError(
+            "results/table4.csv needs the prompt ablation: set validation.ablation.variants "
+            "(e.g. [full, no_role, no_profile, no_format, no_segment])"
+        )
+    return {
+        "fidelity": expand(
+            "results/{dataset}/parts/validation/{source}_fidelity.csv",
+            dataset=DATASETS,
+            source=ABLATION_SOURCES,
+        ),
+        "summaries": expand(
+            "data/synthetic/{dataset}/ablation/{variant}/seed{seed}/generation_summary.json",
+            dataset=DATASETS,
+            variant=ABLATION["variants"],
+            seed=ABLATION["seeds"],
+        ),
+    }
+
+
 def get_final_targets():
-    """The three scenario tables (their summaries, pages and provenance come with them)."""
-    return expand("results/{table}.csv", table=["table1", "table2", "table3"])
+    """The scenario tables, the fidelity and privacy reports, and table 4 when the ablation is on."""
+    tables = ["table1", "table2", "table3"] + (
+        ["table4"] if ABLATION["variants"] else []
+    )
+    return expand("results/{table}.csv", table=tables) + expand(
+        "results/{dataset}/{kind}.csv", dataset=DATASETS, kind=["fidelity", "privacy"]
+    )

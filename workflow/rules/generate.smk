@@ -1,4 +1,6 @@
 # Synthetic behaviour data: BehaviorGen (LLM) and the Markov baseline, with the same outputs.
+# One job per part: the synthetic population (table 1) and the personal weeks (tables 2-3), so
+# `results/table3.csv` alone never waits for the population.
 # LLM calls go through the content-addressed cache in generation.cache_dir (not a declared
 # output: it survives failed jobs and makes reruns free).
 
@@ -7,16 +9,16 @@ rule generate_synthetic:
     input:
         unpack(get_generation_inputs),
     output:
-        population="data/synthetic/{dataset}/{generator}/population.parquet",
-        personal="data/synthetic/{dataset}/{generator}/personal.parquet",
-        log="data/synthetic/{dataset}/{generator}/generation_log.parquet",
-        summary="data/synthetic/{dataset}/{generator}/generation_summary.json",
+        events="data/synthetic/{dataset}/{generator}/{part}.parquet",
+        log="data/synthetic/{dataset}/{generator}/{part}_log.parquet",
+        summary="data/synthetic/{dataset}/{generator}/{part}_summary.json",
     log:
-        "logs/{dataset}/generate_{generator}.log",
+        "logs/{dataset}/generate_{generator}_{part}.log",
     benchmark:
-        "logs/benchmarks/{dataset}/generate_{generator}.tsv"
+        "logs/benchmarks/{dataset}/generate_{generator}_{part}.tsv"
     wildcard_constraints:
         generator="|".join(GENERATORS),
+        part="population|personal",
     conda:
         "../envs/behaviorflow.yaml"
     threads: config["resources"]["threads"]

@@ -1,4 +1,4 @@
-"""Rule generate_synthetic: population and personal synthetic data for one generator."""
+"""Rule generate_synthetic: one generator's synthetic population or personal weeks."""
 
 from behaviorflow.generate import make_llm, run_generator
 from behaviorflow.runlog import log_to
@@ -12,6 +12,7 @@ run_generator(
     snakemake.input.profiles,
     dict(snakemake.output.items()),
     snakemake.wildcards.generator,
+    snakemake.wildcards.part,
     settings,
     snakemake.params.slot_minutes,
     snakemake.params.top_zones,
