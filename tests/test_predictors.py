@@ -150,3 +150,15 @@ def test_training_is_deterministic_for_a_seed():
     c = pretrain(split, None, "bert4rec", 8, settings, vocab)
     assert pd.Series(a[2]).equals(pd.Series(b[2])) and a[1]["train_loss"] == b[1]["train_loss"]
     assert a[1]["train_loss"] != c[1]["train_loss"]
+
+
+def test_dropout_drops_the_configured_share_reproducibly():
+    from behaviorflow.models import _dropout
+
+    x = torch.ones(200, 500)
+    a = _dropout(x, 0.1, np.random.default_rng(3))
+    assert (a == 0).float().mean().item() == pytest.approx(0.1, abs=0.005)
+    assert a.mean().item() == pytest.approx(1.0, abs=0.01)  # kept values are scaled by 1 / (1 - p)
+    assert torch.equal(a, _dropout(x, 0.1, np.random.default_rng(3)))
+    assert not torch.equal(a, _dropout(x, 0.1, np.random.default_rng(4)))
+    assert _dropout(x, 0.1, None) is x  # evaluation: no dropout
