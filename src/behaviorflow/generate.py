@@ -288,7 +288,8 @@ def run_ablation(split_path, profiles_path, outputs: dict, settings: dict, ablat
     _, personal = user_contexts(split, profiles, 0, settings["seed"], (ablation["split"],))
     contexts = [c for c in personal if c.user_id in users]
     zones, behaviors = vocabularies(split, top_zones)
-    gen_settings = llm_settings(settings, split, slot_minutes, variant=variant, weeks=ablation["weeks"], seed=seed)
+    gen_settings = llm_settings({**settings, "weeks": ablation["weeks"]}, split, slot_minutes, variant=variant,
+                                seed=seed)
     events, log_df = generate_with_llm(contexts, llm, gen_settings, zones, behaviors, slot_minutes,
                                        f"ablation {variant} seed {seed}")
     write_parquet(events, outputs["weeks"])

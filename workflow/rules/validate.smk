@@ -24,7 +24,9 @@ rule generate_ablation:
         runtime=240,
         gpu=get_ablation_gpus,
     params:
-        settings=generation_settings("behaviorgen"),
+        settings={
+            k: config["generation"][k] for k in ("seed", "behaviorgen", "cache_dir")
+        },
         ablation={k: v for k, v in ABLATION.items() if k not in ("variants", "seeds")},
         slot_minutes=config["slot_minutes"],
         top_zones=get_top_zones,
