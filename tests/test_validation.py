@@ -21,7 +21,9 @@ def test_fidelity_and_privacy_reports_cover_every_generator(tiny_run):
     bounded = fid[fid["metric"].str.match(r"(jsd|tvd|ks_p|bleu)_")]["value"].dropna()
     assert len(bounded) and bounded.between(0, 1).all()
     priv = pd.read_csv(tiny_run / "results/tiny/privacy.csv")
-    assert len(priv.groupby(["generator", "variant"])) == 1 + len(VARIANTS)
+    assert len(priv.groupby(["generator", "variant", "data"])) == 1 + len(VARIANTS)
+    assert set(priv["data"]) == {"population+personal", "ablation"}
+    assert not priv.duplicated(["generator", "variant", "seed", "data", "metric"]).any()
     auc = priv.loc[priv["metric"] == "mia_auc", "value"]
     assert auc.between(0, 1).all()
     for kind in ("fidelity", "privacy"):

@@ -24,7 +24,7 @@ from behaviorflow.tables import md_table
 
 REAL_REFERENCE = {"population": "train", "personal": "query", "ablation": "query"}
 FIDELITY_COLUMNS = ["dataset", "generator", "variant", "seed", "data", "level", "metric", "value", "sd", "n"]
-PRIVACY_COLUMNS = ["dataset", "generator", "variant", "seed", "metric", "value"]
+PRIVACY_COLUMNS = ["dataset", "generator", "variant", "seed", "data", "metric", "value"]
 
 
 def as_real_users(synthetic: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +185,8 @@ def validate_source(inputs: dict, outputs: dict, dataset: str, source: str, show
     everything = pd.concat(list(synthetic.values()), ignore_index=True)
     report = privacy_rows(split, everything, holdout_users(profiles, set(shown_splits)), privacy["ngram"],
                           privacy["overlap_threshold"])
-    priv = pd.DataFrame([{**labels, "metric": k, "value": v} for k, v in report.items()])[PRIVACY_COLUMNS]
+    data = "+".join(synthetic)  # population+personal, or ablation
+    priv = pd.DataFrame([{**labels, "data": data, "metric": k, "value": v} for k, v in report.items()])[PRIVACY_COLUMNS]
     write_csv(fid, outputs["fidelity"])
     write_csv(priv, outputs["privacy"])
     return fid, priv
