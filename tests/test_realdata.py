@@ -88,7 +88,8 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     for name, setting in (("table1", "real+synthetic"), ("table2", "synthetic"), ("table3", "real+synthetic")):
         table = pd.read_csv(work / f"results/{name}.csv")
         assert set(table["dataset"]) == {"tokyo"} and setting in set(table["setting"])
-        assert table.loc[table.metric == "acc1", "value"].dropna().between(0, 1).all()
+        scores = table[(table.metric == "acc1") & ~table.setting.isin(["improvement_pct", "share_of_real_gain"])]
+        assert len(scores) and scores["value"].between(0, 1).all()  # derived rows are ratios, not scores
     # fidelity and privacy of the synthetic data against the real check-ins
     fid = pd.read_csv(work / "results/tokyo/fidelity.csv")
     assert set(fid["data"]) == {"population", "personal"} and set(fid["generator"]) == {"markov"}
