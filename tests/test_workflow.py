@@ -3,7 +3,10 @@
 import copy
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -70,7 +73,7 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
     downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "table", "all",
-                  "generate_ablation", "validate_synthetic", "validation_report", "table4"}
+                  "generate_ablation", "validate_synthetic", "validation_report", "table4", "manifest"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
@@ -127,7 +130,7 @@ def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
 def test_deleting_only_table3_rebuilds_only_table3(tiny_run):
     (tiny_run / "results/table3.csv").unlink()
     proc = run_snakemake(tiny_run, "-n")
-    assert _planned_jobs(proc) == {"table", "all"}
+    assert _planned_jobs(proc) == {"table", "manifest", "all"}
     run_snakemake(tiny_run)
     assert (tiny_run / "results/table3.csv").is_file()
 
@@ -147,3 +150,40 @@ def test_dag_does_not_grow_with_users(tmp_path):
         counts.append(_job_counts(run_snakemake(make_workdir(tmp_path / str(n_users), config), "-n")))
     assert counts[0] == counts[1]
     assert counts[0]["pretrain_predictor"] == "8" and counts[0]["finetune_predictor"] == "4"  # 2 models x 2 seeds
+
+
+def _audit(workdir, *args):
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run([sys.executable, "-m", "behaviorflow.audit", *args], cwd=workdir, capture_output=True,
+                          text=True, env=env, timeout=900)
+
+
+def test_auditor_regenerates_everything_and_every_hash_matches(tiny_run):
+    manifest = (tiny_run / "results/MANIFEST.sha256").read_text().splitlines()
+    names = [line.split("  ", 1)[1] for line in manifest]
+    assert names == sorted(names) and {"results/table3.csv", "results/table4.csv", "results/tiny/privacy.csv"} <= set(names)
+    proc = _audit(tiny_run, "--cores", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--forceall" in proc.stdout and f"{len(names)} of {len(names)} hashes match: all hashes match" in proc.stdout
+
+
+def test_auditor_reports_a_changed_result(tiny_run, tmp_path):
+    lines = (tiny_run / "results/MANIFEST.sha256").read_text().splitlines()
+    forged = [("0" * 64 + "  " + line.split("  ", 1)[1]) if line.endswith("results/table3.csv") else line
+              for line in lines]
+    (tmp_path / "forged.sha256").write_text("\n".join(forged) + "\n")
+    proc = _audit(tiny_run, "--verify-only", "--manifest", str(tmp_path / "forged.sha256"))
+    assert proc.returncode == 1
+    assert "MISMATCH results/table3.csv" in proc.stdout and f"{len(lines) - 1} of {len(lines)} hashes match" in proc.stdout
+    (tmp_path / "broken.sha256").write_text("not a manifest line\n")
+    proc = _audit(tiny_run, "--verify-only", "--manifest", str(tmp_path / "broken.sha256"))
+    assert proc.returncode != 0 and "line 1: expected '<sha256>  <path>'" in proc.stderr
+
+
+def test_table_provenance_names_weights_and_generator_models(tiny_run):
+    prov = read_json(tiny_run / "results/table3.provenance.json")
+    weights = [p for p in prov["inputs"] if p.endswith(".pt")]
+    assert weights and all(len(prov["inputs"][p]) == 64 for p in weights)
+    assert set(prov["models"]) == {"data/synthetic/tiny/markov/personal_summary.json"}
+    assert prov["models"]["data/synthetic/tiny/markov/personal_summary.json"] == "none (no language model)"
+    assert len(prov["config_sha256"]) == 64 and prov["seeds"] == [1, 2]

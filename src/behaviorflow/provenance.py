@@ -55,6 +55,16 @@ def versions() -> dict[str, str]:
     return out
 
 
+def model_identities(paths) -> dict[str, object]:
+    """The generator model's identity (model and adapter sha256) in each generation summary among
+    `paths`; the Markov baseline has none."""
+    out = {}
+    for p in map(str, paths):
+        if p.endswith("summary.json"):
+            out[p] = json.loads(Path(p).read_text()).get("model", "none (no language model)")
+    return out
+
+
 def provenance(inputs: list[str], config: dict, seeds: list[int], **extra) -> dict:
     """The sidecar of one result file. No timestamps: reruns give identical sidecars."""
     return {"git_commit": git_commit(), "config_sha256": config_hash(config),

@@ -127,15 +127,20 @@ def verdict(name: str, summary: pd.DataFrame) -> str:
             + "\n".join(out))
 
 
-def write_table(name: str, part_paths: list[str], outputs: dict, config: dict, seeds: list[int]) -> pd.DataFrame:
-    """Rule table: assemble the parts; write the long table, summary, page and provenance."""
+def write_table(name: str, part_paths: list[str], outputs: dict, config: dict, seeds: list[int],
+                sources: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rule table: assemble the parts; write the long table, summary, page and provenance.
+
+    `sources`: predictor weights and generation summaries the parts came from; their checksums
+    and the generators' model identities go into the provenance."""
     from behaviorflow.atomic import write_csv, write_json, write_text
-    from behaviorflow.provenance import provenance
+    from behaviorflow.provenance import model_identities, provenance
 
     long = build_table(name, [pd.read_csv(p) for p in part_paths])
     summary = summarize(long)
     write_csv(long, outputs["table"])
     write_csv(summary, outputs["summary"])
     write_text(outputs["page"], markdown(name, summary, seeds))
-    write_json(outputs["provenance"], provenance(part_paths, config, seeds, table=name, rows=int(len(long))))
+    write_json(outputs["provenance"], provenance([*part_paths, *sources], config, seeds, table=name,
+                                                 rows=int(len(long)), models=model_identities(sources)))
     return long

@@ -192,21 +192,10 @@ def validate_source(inputs: dict, outputs: dict, dataset: str, source: str, show
     return fid, priv
 
 
-def _models(paths: list[str]) -> dict[str, object]:
-    """The model identity (model and adapter checksums) of each generation summary among `paths`."""
-    import json
-
-    out = {}
-    for p in paths:
-        if p.endswith("summary.json"):
-            out[p] = json.loads(open(p).read()).get("model", "none (no language model)")
-    return out
-
-
 def write_validation_report(parts: list[str], data: list[str], outputs: dict, config: dict) -> None:
     """Rule validation_report: concatenate the parts; each file gets a provenance sidecar."""
     from behaviorflow.atomic import write_csv, write_json
-    from behaviorflow.provenance import provenance
+    from behaviorflow.provenance import model_identities, provenance
 
     seeds = [config["generation"]["seed"], *config["validation"]["ablation"]["seeds"]]
     for kind in ("fidelity", "privacy"):
@@ -214,7 +203,7 @@ def write_validation_report(parts: list[str], data: list[str], outputs: dict, co
                            if p.endswith(f"_{kind}.csv")], ignore_index=True)
         write_csv(frame, outputs[kind])
         write_json(outputs[f"{kind}_provenance"],
-                   provenance(data, config, seeds, kind=kind, rows=int(len(frame)), models=_models(data)))
+                   provenance(data, config, seeds, kind=kind, rows=int(len(frame)), models=model_identities(data)))
 
 
 def write_table4(fidelity_paths: list[str], summary_paths: list[str], outputs: dict, config: dict,
@@ -224,7 +213,7 @@ def write_table4(fidelity_paths: list[str], summary_paths: list[str], outputs: d
     from pathlib import Path
 
     from behaviorflow.atomic import write_csv, write_json, write_text
-    from behaviorflow.provenance import provenance
+    from behaviorflow.provenance import model_identities, provenance
 
     fid = pd.concat([pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in fidelity_paths],
                     ignore_index=True)
@@ -236,5 +225,5 @@ def write_table4(fidelity_paths: list[str], summary_paths: list[str], outputs: d
     write_csv(summary, outputs["summary"])
     write_text(outputs["page"], table4_page(summary, ablation, constrained))
     write_json(outputs["provenance"], provenance(fidelity_paths + summary_paths, config, ablation["seeds"],
-                                                 table="table4", rows=int(len(long)), models=_models(summary_paths)))
+                                                 table="table4", rows=int(len(long)), models=model_identities(summary_paths)))
     return long

@@ -165,22 +165,43 @@ def get_finetune_inputs(wildcards):
     return inputs
 
 
-def get_table_parts(wildcards):
-    """Every per-job part of one table (all datasets, predictors, seeds)."""
-    if wildcards.table == "table1":
-        return expand(
-            "results/{dataset}/parts/table1/{model}_{train_set}_seed{seed}.csv",
+def get_table_inputs(wildcards):
+    """Every per-job part of one table (all datasets, predictors, seeds), the predictor weights
+    they came from, and the generation summaries (model and adapter checksums) for provenance.
+    """
+    table1 = wildcards.table == "table1"
+    train_sets = TRAIN_SETS if table1 else ["real"]
+    return {
+        "parts": (
+            expand(
+                "results/{dataset}/parts/table1/{model}_{train_set}_seed{seed}.csv",
+                dataset=DATASETS,
+                model=PREDICTORS,
+                train_set=TRAIN_SETS,
+                seed=SEEDS,
+            )
+            if table1
+            else expand(
+                "results/{dataset}/parts/finetune/{model}_seed{seed}.csv",
+                dataset=DATASETS,
+                model=PREDICTORS,
+                seed=SEEDS,
+            )
+        ),
+        "models": expand(
+            "models/predictors/{dataset}/{model}/{train_set}/seed{seed}.pt",
             dataset=DATASETS,
             model=PREDICTORS,
-            train_set=TRAIN_SETS,
+            train_set=train_sets,
             seed=SEEDS,
-        )
-    return expand(
-        "results/{dataset}/parts/finetune/{model}_seed{seed}.csv",
-        dataset=DATASETS,
-        model=PREDICTORS,
-        seed=SEEDS,
-    )
+        ),
+        "summaries": expand(
+            "data/synthetic/{dataset}/{generator}/{part}_summary.json",
+            dataset=DATASETS,
+            generator=GENERATORS,
+            part="population" if table1 else "personal",
+        ),
+    }
 
 
 ABLATION = config["validation"]["ablation"]
@@ -269,11 +290,17 @@ def get_table4_inputs(wildcards):
     }
 
 
-def get_final_targets():
-    """The scenario tables, the fidelity and privacy reports, and table 4 when the ablation is on."""
+def get_result_files():
+    """Every result the manifest covers: tables with summaries and pages, fidelity and privacy."""
     tables = ["table1", "table2", "table3"] + (
         ["table4"] if ABLATION["variants"] else []
     )
-    return expand("results/{table}.csv", table=tables) + expand(
+    per_table = ["{table}.csv", "{table}_summary.csv", "{table}.md"]
+    return expand([f"results/{name}" for name in per_table], table=tables) + expand(
         "results/{dataset}/{kind}.csv", dataset=DATASETS, kind=["fidelity", "privacy"]
     )
+
+
+def get_final_targets():
+    """Every result and the manifest of their checksums (what an auditor verifies)."""
+    return get_result_files() + ["results/MANIFEST.sha256"]

@@ -61,7 +61,7 @@ rule finetune_predictor:
 
 rule table:
     input:
-        get_table_parts,
+        unpack(get_table_inputs),
     output:
         table="results/{table}.csv",
         summary="results/{table}_summary.csv",

@@ -95,3 +95,16 @@ rule table4:
         and config["generation"]["behaviorgen"]["backend"] == "transformers",
     script:
         "../scripts/make_table4.py"
+
+
+rule manifest:
+    input:
+        get_result_files(),
+    output:
+        "results/MANIFEST.sha256",
+    log:
+        "logs/manifest.log",
+    conda:
+        "../envs/behaviorflow.yaml"
+    script:
+        "../scripts/write_manifest.py"
