@@ -67,15 +67,20 @@ def make_workdir(tmp: Path, config: dict) -> Path:
     return tmp
 
 
-def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True,
-                  timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake from this interpreter's environment in `workdir` (env values of None unset)."""
+def child_env(env: dict | None = None) -> dict:
+    """This environment plus `env` (values of None unset), with this interpreter's bin first on PATH."""
     full_env = {**os.environ, **(env or {})}
     for key in [k for k, v in full_env.items() if v is None]:
         del full_env[key]  # None means: unset in the child
     full_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + full_env.get("PATH", "")
+    return full_env
+
+
+def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True,
+                  timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run snakemake from this interpreter's environment in `workdir` (env values of None unset)."""
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, env=full_env, timeout=timeout)
+                          capture_output=True, text=True, env=child_env(env), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")

@@ -11,7 +11,7 @@ import pytest
 from behaviorflow.metrics import bleu, compare, fidelity, jsd, ks_p, tvd
 
 
-def events(user: str, rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+def events(user: str, rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     """Events from (timestamp, location, behaviour) rows of one user."""
     ts = pd.to_datetime([r[0] for r in rows])
     return pd.DataFrame({"user_id": user, "ts": ts, "weekday": ts.day_of_week, "slot": ts.hour * 60 + ts.minute,
@@ -20,7 +20,7 @@ def events(user: str, rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
 
 def week(user: str, behaviours: str, day: str = "2024-03-04") -> pd.DataFrame:
     """One event per hour from 08:00 on `day`, one behaviour letter each, all in zone z1."""
-    return events(user, [(f"{day} {8 + i:02d}:00", "z1", b, "") for i, b in enumerate(behaviours)])
+    return events(user, [(f"{day} {8 + i:02d}:00", "z1", b) for i, b in enumerate(behaviours)])
 
 
 def test_identical_distributions_give_jsd_0_tvd_0_ks_p_1():
@@ -65,8 +65,8 @@ def test_bleu_matches_worked_examples():
 
 def test_bleu_token_streams_separate_time_and_place():
     times = [f"2024-03-04 {8 + i:02d}:00" for i in range(5)]
-    real = events("u1", [(t, "z1", b, "") for t, b in zip(times, "abcde")])
-    moved = events("u1", [(t, z, b, "") for t, z, b in zip(times, ["z2", "z3", "z4", "z5", "z6"], "abcde")])
+    real = events("u1", [(t, "z1", b) for t, b in zip(times, "abcde")])
+    moved = events("u1", [(t, z, b) for t, z, b in zip(times, ["z2", "z3", "z4", "z5", "z6"], "abcde")])
     assert bleu(real, moved, "event") == pytest.approx(1.0)
     assert bleu(real, moved, "timestamp") == pytest.approx(1.0)
     assert bleu(real, moved, "location") < 0.1

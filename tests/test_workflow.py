@@ -3,7 +3,6 @@
 import copy
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 import yaml
 
 from behaviorflow.leakscan import scan_paths, secrets_from_csv
-from conftest import TINY_CONFIG, make_workdir, run_snakemake
+from conftest import TINY_CONFIG, child_env, make_workdir, run_snakemake
 
 
 def read_json(path):
@@ -153,9 +152,8 @@ def test_dag_does_not_grow_with_users(tmp_path):
 
 
 def _audit(workdir, *args):
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     return subprocess.run([sys.executable, "-m", "behaviorflow.audit", *args], cwd=workdir, capture_output=True,
-                          text=True, env=env, timeout=900)
+                          text=True, env=child_env(), timeout=900)
 
 
 def test_auditor_regenerates_everything_and_every_hash_matches(tiny_run):

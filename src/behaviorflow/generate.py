@@ -257,16 +257,22 @@ def llm_settings(settings: dict, split: pd.DataFrame, slot_minutes: int, **overr
     return replace(base, **override)
 
 
-def _model(llm: CachedLLM | None) -> dict:
-    """The model's identity (model and adapter checksums); empty without an LLM."""
-    return {"model": llm.backend.identity()} if llm is not None else {}
+def _write_outputs(events: pd.DataFrame, log_df: pd.DataFrame, events_path, outputs: dict, llm: CachedLLM | None,
+                   name: str, prices: dict | None = None, **extra) -> dict:
+    """Write events, the call log and the summary of one generation job; return the summary.
 
-
-def _write_log(log_df: pd.DataFrame, path) -> None:
-    """The call log without this run's cache hits (logged instead), so reruns write the same file."""
+    The log leaves out this run's cache hits (logged instead) and the summary holds only what the
+    data are, so a warm rerun from the cache writes the same files."""
+    prices = prices or {}
     hits = int(log_df["cache_hit"].sum()) if "cache_hit" in log_df else 0
     log.info("attempts: %d, answered from the cache this run: %d", len(log_df), hits)
-    write_parquet(log_df.drop(columns=["cache_hit"], errors="ignore"), path)
+    write_parquet(events, events_path)
+    write_parquet(log_df.drop(columns=["cache_hit"], errors="ignore"), outputs["log"])
+    summary = {**summarize_log(log_df, prices.get("price_in_per_1k", 0.0), prices.get("price_out_per_1k", 0.0)),
+               **extra, "events": int(len(events)), **({"model": llm.backend.identity()} if llm is not None else {})}
+    write_json(outputs["summary"], summary)
+    log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return summary
 
 
 def ablation_users(profiles: pd.DataFrame, split_name: str, n: int, seed: int) -> list[str]:
@@ -292,14 +298,9 @@ def run_ablation(split_path, profiles_path, outputs: dict, settings: dict, ablat
                                 seed=seed)
     events, log_df = generate_with_llm(contexts, llm, gen_settings, zones, behaviors, slot_minutes,
                                        f"ablation {variant} seed {seed}")
-    write_parquet(events, outputs["weeks"])
-    _write_log(log_df, outputs["log"])
-    summary = {**summarize_log(log_df), "variant": variant, "seed": seed, "users": sorted(users),
-               "weeks": ablation["weeks"], "constrained": gen_settings.constrained, "events": int(len(events)),
-               **_model(llm)}
-    write_json(outputs["summary"], summary)
-    log.info("ablation %s seed %d: %s", variant, seed, ", ".join(f"{k}={v}" for k, v in summary.items()))
-    return summary
+    return _write_outputs(events, log_df, outputs["weeks"], outputs, llm, f"ablation {variant} seed {seed}",
+                          variant=variant, seed=seed, users=sorted(users), weeks=ablation["weeks"],
+                          constrained=gen_settings.constrained)
 
 
 PARTS = ("population", "personal")
@@ -327,17 +328,11 @@ def run_generator(split_path, profiles_path, outputs: dict, generator: str, part
                                            behaviors, slot_minutes, f"behaviorgen {part}")
     else:
         raise ValueError(f"unknown generator {generator!r}")
-    write_parquet(events, outputs["events"])
     log_df = log_df.assign(output=part, call=lambda d: part + ":" + d["call"].astype(str)) if len(log_df) else log_df
     bg = settings.get("behaviorgen", {})
     prices = bg.get("openai", {}) if generator == "behaviorgen" and bg.get("backend") == "openai" else {}
-    summary = summarize_log(log_df, prices.get("price_in_per_1k", 0.0), prices.get("price_out_per_1k", 0.0))
-    summary.update(_model(llm))
-    _write_log(log_df, outputs["log"])
-    summary.update({"generator": generator, "part": part, "users": len(contexts), "events": int(len(events))})
-    write_json(outputs["summary"], summary)
-    log.info("%s %s: %s", generator, part, ", ".join(f"{k}={v}" for k, v in summary.items()))
-    return summary
+    return _write_outputs(events, log_df, outputs["events"], outputs, llm, f"{generator} {part}", prices,
+                          generator=generator, part=part, users=len(contexts))
 
 
 def training_examples(split: pd.DataFrame, profiles: pd.DataFrame, zones: list[str], behaviors: list[str],

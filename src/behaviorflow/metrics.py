@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
-FIELDS = {"behavior": "behavior", "location": "location", "slot": "slot"}
+FIELDS = ("behavior", "location", "slot")
 BLEU_STREAMS = ("event", "timestamp", "location")
 
 
@@ -119,9 +119,9 @@ def bleu(real: pd.DataFrame, synthetic: pd.DataFrame, stream: str) -> float:
 def compare(real: pd.DataFrame, synthetic: pd.DataFrame, with_bleu: bool = True) -> dict[str, float]:
     """Every fidelity metric of one real sample against one synthetic sample."""
     out = {}
-    for name, col in FIELDS.items():
-        out[f"jsd_{name}"] = jsd(real[col], synthetic[col])
-        out[f"tvd_{name}"] = tvd(real[col], synthetic[col])
+    for col in FIELDS:
+        out[f"jsd_{col}"] = jsd(real[col], synthetic[col])
+        out[f"tvd_{col}"] = tvd(real[col], synthetic[col])
     out["ks_p_time"] = ks_p(time_of_day(real), time_of_day(synthetic))
     out["ks_p_daily_count"] = ks_p(events_per_day(real), events_per_day(synthetic))
     if with_bleu:

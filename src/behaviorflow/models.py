@@ -89,7 +89,8 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
             super().__init__()
             self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
             self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
-            self.ff1, self.ff2 = nn.Linear(d, ffn_width(kind, settings)), nn.Linear(ffn_width(kind, settings), d)
+            width = ffn_width(kind, settings)
+            self.ff1, self.ff2 = nn.Linear(d, width), nn.Linear(width, d)
 
         def forward(self, x, bias, rng):
             b, length, _ = x.shape

@@ -172,12 +172,13 @@ def validate_source(inputs: dict, outputs: dict, dataset: str, source: str, show
                     privacy: dict, generation: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rule validate_synthetic: fidelity rows per synthetic set, privacy rows for all of them together."""
     import json
+    from pathlib import Path
 
     from behaviorflow.atomic import write_csv
 
     split = pd.read_parquet(inputs["split"])
     profiles = pd.read_parquet(inputs["profiles"])
-    summary = json.loads(open(inputs["summary"]).read()) if "summary" in inputs else {}
+    summary = json.loads(Path(inputs["summary"]).read_text()) if "summary" in inputs else {}
     generator, variant, seed = _source_labels(source, summary, generation)
     synthetic = {name: pd.read_parquet(inputs[name]) for name in REAL_REFERENCE if name in inputs}
     labels = {"dataset": dataset, "generator": generator, "variant": variant, "seed": seed}
