@@ -5,6 +5,9 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
@@ -15,6 +18,7 @@ include: "workflow/rules/generator_model.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -76,6 +76,17 @@ def child_env(env: dict | None = None) -> dict:
     return full_env
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> int:
+    """SIGTERM to a started server or daemon, SIGKILL if it has not exited after `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
+
+
 def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: bool = True,
                   timeout: int = 900) -> subprocess.CompletedProcess:
     """Run snakemake from this interpreter's environment in `workdir` (env values of None unset)."""

@@ -13,6 +13,7 @@ import pytest
 from behaviorflow.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
 from behaviorflow.llm import CachedLLM, Completion, LLMCache, OpenAIBackend, Sampling
 from behaviorflow.local_lm import embedded_gguf
+from conftest import stop_process
 
 
 def _free_port() -> int:
@@ -46,12 +47,7 @@ def llama_server(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
     assert proc.returncode is not None  # stopped
 
 

@@ -78,10 +78,12 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     split = pd.read_parquet(work / "data/processed/tokyo/split.parquet")
     assert len(split) == 59_329
     secrets = secrets_from_csv(tokyo_csv, ["user_id", "venue_id"])
-    past = [work / "data/processed", work / ".snakemake/metadata"]
+    past = [work / "data/processed", work / ".snakemake/metadata", work / "reports"]
     past += [work / "logs/tokyo" / f"{r}.log" for r in ("anonymize", "split_users", "build_profiles")]
     assert scan_paths(past, secrets) == {}
-    for path in (work / ".snakemake").rglob("*"):
+    assert {"tokyo_data_overview.html", "tokyo_fidelity_privacy.html", "table3.html"} <= {
+        p.name for p in (work / "reports").iterdir()}
+    for path in [*(work / ".snakemake").rglob("*"), *(work / "reports").rglob("*")]:
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
     # all three scenarios ran on the real data, with the intent labels

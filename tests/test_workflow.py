@@ -40,7 +40,7 @@ def test_nothing_past_anonymisation_holds_raw_ids_or_coordinates(tiny_run):
     secrets = secrets_from_csv(tiny_run / "data/raw/tiny/phone_log.csv.gz", ["device_id", "account_id", "cell_id"],
                                ["latitude", "longitude"])
     assert len(secrets.ids) > 40 and len(secrets.coords) > 100
-    past = [tiny_run / "data/processed", tiny_run / ".snakemake/metadata"]
+    past = [tiny_run / "data/processed", tiny_run / ".snakemake/metadata", tiny_run / "reports"]
     past += [tiny_run / "logs/tiny" / f"{rule}.log" for rule in ("anonymize", "split_users", "build_profiles")]
     assert scan_paths(past, secrets) == {}
     # the scan can fail: the interim data (before anonymisation) does hold raw ids
@@ -48,13 +48,15 @@ def test_nothing_past_anonymisation_holds_raw_ids_or_coordinates(tiny_run):
 
 
 def _hashes(root):
-    files = [*(root / "data").rglob("*"), *(root / "results").rglob("*.csv"), *(root / "models").rglob("*.pt")]
+    files = [*(root / "data").rglob("*"), *(root / "results").rglob("*.csv"), *(root / "models").rglob("*.pt"),
+             *(root / "reports").rglob("*")]
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files) if p.is_file()}
 
 
 def test_rerun_from_scratch_gives_identical_files(tiny_run):
     before = _hashes(tiny_run)
     assert any(k.startswith("results/") for k in before) and any(k.endswith(".pt") for k in before)
+    assert {"reports/table3.html", "reports/tiny_fidelity_privacy.ipynb", "reports/figures/table3.png"} <= set(before)
     run_snakemake(tiny_run, "--forceall")
     assert _hashes(tiny_run) == before
 
@@ -72,7 +74,8 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
     downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "table", "all",
-                  "generate_ablation", "validate_synthetic", "validation_report", "table4", "manifest"}
+                  "generate_ablation", "validate_synthetic", "validation_report", "table4", "manifest",
+                  "data_overview_report", "fidelity_privacy_report", "table_report"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
@@ -129,7 +132,8 @@ def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
 def test_deleting_only_table3_rebuilds_only_table3(tiny_run):
     (tiny_run / "results/table3.csv").unlink()
     proc = run_snakemake(tiny_run, "-n")
-    assert _planned_jobs(proc) == {"table", "manifest", "all"}
+    assert _planned_jobs(proc) == {"table", "table_report", "manifest", "all"}
+    assert _job_counts(proc)["table_report"] == "1"  # only table 3's report
     run_snakemake(tiny_run)
     assert (tiny_run / "results/table3.csv").is_file()
 
@@ -159,7 +163,8 @@ def _audit(workdir, *args):
 def test_auditor_regenerates_everything_and_every_hash_matches(tiny_run):
     manifest = (tiny_run / "results/MANIFEST.sha256").read_text().splitlines()
     names = [line.split("  ", 1)[1] for line in manifest]
-    assert names == sorted(names) and {"results/table3.csv", "results/table4.csv", "results/tiny/privacy.csv"} <= set(names)
+    assert names == sorted(names) and {"results/table3.csv", "results/table4.csv", "results/tiny/privacy.csv",
+                                       "reports/table3.html", "reports/figures/tiny_time_of_day.png"} <= set(names)
     proc = _audit(tiny_run, "--cores", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--forceall" in proc.stdout and f"{len(names)} of {len(names)} hashes match: all hashes match" in proc.stdout

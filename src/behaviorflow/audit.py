@@ -1,7 +1,8 @@
 """The auditor's reproduction: a manifest of every result's sha256, and a check against it.
 
 `rule manifest` writes `results/MANIFEST.sha256` (`sha256sum` format, sorted by path) over the
-result tables, their summaries and pages, and each dataset's fidelity and privacy reports.
+result tables, their summaries and pages, each dataset's fidelity and privacy reports, and the
+rendered report pages (`reports/*.html`) with their figures.
 Provenance sidecars are left out on purpose: they name the git commit, which an auditor's
 checkout may differ in without any number changing.
 

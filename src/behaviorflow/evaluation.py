@@ -18,10 +18,14 @@ import pandas as pd
 METRICS = ("acc1", "acc3", "weighted_precision", "overall", "head", "medium", "tail")
 
 
+def share_groups(share: np.ndarray) -> np.ndarray:
+    """'head' (> 5 %), 'medium' (1-5 %) or 'tail' (< 1 %) per label share of the training events."""
+    return np.where(share > 0.05, "head", np.where(share >= 0.01, "medium", "tail"))
+
+
 def label_groups(train_labels: np.ndarray, n_labels: int) -> np.ndarray:
     """'head' / 'medium' / 'tail' per label from its share of the training events."""
-    share = np.bincount(train_labels, minlength=n_labels) / max(len(train_labels), 1)
-    return np.where(share > 0.05, "head", np.where(share >= 0.01, "medium", "tail"))
+    return share_groups(np.bincount(train_labels, minlength=n_labels) / max(len(train_labels), 1))
 
 
 def evaluate(logits: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> dict[str, float]:

@@ -32,19 +32,23 @@ def as_real_users(synthetic: pd.DataFrame) -> pd.DataFrame:
     return synthetic.assign(user_id=synthetic["source_user"])
 
 
+def real_reference(split: pd.DataFrame, data: str, synthetic: pd.DataFrame) -> pd.DataFrame:
+    """The real events a synthetic set (`population`, `personal`, `ablation`) is judged against:
+    training events for a population, the same users' query events for personal weeks."""
+    if data not in REAL_REFERENCE:
+        raise ValueError(f"unknown synthetic data {data!r}; choose one of {sorted(REAL_REFERENCE)}")
+    real = split[split["part"] == REAL_REFERENCE[data]]
+    if data != "population" and not synthetic.empty:
+        real = real[real["user_id"].isin(set(synthetic["source_user"]))]
+    if real.empty:
+        raise ValueError(f"no real {REAL_REFERENCE[data]} events to compare the {data} synthetic data with")
+    return real
+
+
 def fidelity_rows(split: pd.DataFrame, synthetic: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Fidelity of each named synthetic set (`population`, `personal`, `ablation`) against its real reference."""
-    frames = []
-    for data, syn in synthetic.items():
-        if data not in REAL_REFERENCE:
-            raise ValueError(f"unknown synthetic data {data!r}; choose one of {sorted(REAL_REFERENCE)}")
-        syn = as_real_users(syn)
-        real = split[split["part"] == REAL_REFERENCE[data]]
-        if data != "population" and not syn.empty:
-            real = real[real["user_id"].isin(set(syn["user_id"]))]
-        if real.empty:
-            raise ValueError(f"no real {REAL_REFERENCE[data]} events to compare the {data} synthetic data with")
-        frames.append(fidelity(real, syn).assign(data=data))
+    frames = [fidelity(real_reference(split, data, syn), as_real_users(syn)).assign(data=data)
+              for data, syn in synthetic.items()]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -27,6 +27,9 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
 DATASETS = sorted(config["datasets"])
+# What the results depend on, for the tables' params and provenance: the config without
+# `resources` (where jobs run), so a cluster profile's GPU overlay reruns no table.
+RESULT_CONFIG = {k: v for k, v in config.items() if k != "resources"}
 SIMULATED = [d for d in DATASETS if config["datasets"][d]["format"] == "simulated"]
 
 
@@ -210,6 +213,8 @@ ABLATION_SOURCES = [
     for variant in ABLATION["variants"]
     for seed in ABLATION["seeds"]
 ]
+# The results tables rule all builds (table 4 only with the prompt ablation).
+TABLES = ["table1", "table2", "table3"] + (["table4"] if ABLATION["variants"] else [])
 # Splits whose users some generator sees; the others are the privacy holdout.
 SHOWN_SPLITS = sorted(
     set(config["generation"]["personal_splits"])
@@ -292,15 +297,56 @@ def get_table4_inputs(wildcards):
 
 def get_result_files():
     """Every result the manifest covers: tables with summaries and pages, fidelity and privacy."""
-    tables = ["table1", "table2", "table3"] + (
-        ["table4"] if ABLATION["variants"] else []
-    )
     per_table = ["{table}.csv", "{table}_summary.csv", "{table}.md"]
-    return expand([f"results/{name}" for name in per_table], table=tables) + expand(
+    return expand([f"results/{name}" for name in per_table], table=TABLES) + expand(
         "results/{dataset}/{kind}.csv", dataset=DATASETS, kind=["fidelity", "privacy"]
     )
 
 
+def get_report_labels(wildcards):
+    """The labels a report notebook is parameterised with: its wildcards (dataset or table)."""
+    return dict(wildcards.items())
+
+
+def get_fidelity_privacy_report_inputs(wildcards):
+    """The split, the dataset's fidelity and privacy reports, and every generator's synthetic data."""
+    inputs = {
+        "template": "workflow/notebooks/fidelity_privacy.ipynb",
+        "split": f"data/processed/{wildcards.dataset}/split.parquet",
+        "fidelity": f"results/{wildcards.dataset}/fidelity.csv",
+        "privacy": f"results/{wildcards.dataset}/privacy.csv",
+    }
+    for generator in GENERATORS:
+        for part in ("population", "personal"):
+            inputs[f"{generator}_{part}"] = (
+                f"data/synthetic/{wildcards.dataset}/{generator}/{part}.parquet"
+            )
+    return inputs
+
+
+def get_report_files():
+    """Every rendered report page (HTML) and the figures they embed."""
+    return (
+        expand(
+            "reports/{dataset}_{page}.html",
+            dataset=DATASETS,
+            page=["data_overview", "fidelity_privacy"],
+        )
+        + expand(
+            "reports/figures/{dataset}_{figure}.png",
+            dataset=DATASETS,
+            figure=[
+                "behaviour_shares",
+                "activity",
+                "user_distributions",
+                "time_of_day",
+            ],
+        )
+        + expand("reports/{table}.html", table=TABLES)
+        + expand("reports/figures/{table}.png", table=TABLES)
+    )
+
+
 def get_final_targets():
-    """Every result and the manifest of their checksums (what an auditor verifies)."""
-    return get_result_files() + ["results/MANIFEST.sha256"]
+    """Every result and report, and the manifest of their checksums (what an auditor verifies)."""
+    return get_result_files() + get_report_files() + ["results/MANIFEST.sha256"]

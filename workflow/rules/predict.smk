@@ -63,7 +63,12 @@ rule table:
     input:
         unpack(get_table_inputs),
     output:
-        table="results/{table}.csv",
+        table=report(
+            "results/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{table}",
+        ),
         summary="results/{table}_summary.csv",
         page="results/{table}.md",
         provenance="results/{table}.provenance.json",
@@ -74,7 +79,7 @@ rule table:
     conda:
         "../envs/behaviorflow.yaml"
     params:
-        config=config,
+        config=RESULT_CONFIG,
         seeds=config["predictors"]["seeds"],
     script:
         "../scripts/make_table.py"

@@ -62,8 +62,18 @@ rule validation_report:
         parts=get_validation_parts,
         data=get_validation_data,
     output:
-        fidelity="results/{dataset}/fidelity.csv",
-        privacy="results/{dataset}/privacy.csv",
+        fidelity=report(
+            "results/{dataset}/fidelity.csv",
+            caption="../report/fidelity.rst",
+            category="Fidelity and privacy",
+            subcategory="{dataset}",
+        ),
+        privacy=report(
+            "results/{dataset}/privacy.csv",
+            caption="../report/privacy.rst",
+            category="Fidelity and privacy",
+            subcategory="{dataset}",
+        ),
         fidelity_provenance="results/{dataset}/fidelity.provenance.json",
         privacy_provenance="results/{dataset}/privacy.provenance.json",
     log:
@@ -71,7 +81,7 @@ rule validation_report:
     conda:
         "../envs/behaviorflow.yaml"
     params:
-        config=config,
+        config=RESULT_CONFIG,
     script:
         "../scripts/validation_report.py"
 
@@ -80,7 +90,12 @@ rule table4:
     input:
         unpack(get_table4_inputs),
     output:
-        table="results/table4.csv",
+        table=report(
+            "results/table4.csv",
+            caption="../report/table4.rst",
+            category="Tables",
+            subcategory="table4",
+        ),
         summary="results/table4_summary.csv",
         page="results/table4.md",
         provenance="results/table4.provenance.json",
@@ -89,7 +104,7 @@ rule table4:
     conda:
         "../envs/behaviorflow.yaml"
     params:
-        config=config,
+        config=RESULT_CONFIG,
         ablation=ABLATION,
         constrained=config["generation"]["behaviorgen"]["constrained"]
         and config["generation"]["behaviorgen"]["backend"] == "transformers",
@@ -99,7 +114,7 @@ rule table4:
 
 rule manifest:
     input:
-        get_result_files(),
+        get_result_files() + get_report_files(),
     output:
         "results/MANIFEST.sha256",
     log:

@@ -1,0 +1,76 @@
+"""Report notebooks: execute a papermill template with parameters, keep only what the data decide,
+render HTML with the figures embedded, and refuse to write anything that holds a secret.
+
+The executed notebook and its HTML are byte-identical across reruns on the same inputs: papermill's
+timestamps and durations are removed, so auditors can checksum reports like tables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+KERNEL = "python3"
+# Environment variables whose names look like credentials are checked too, not only the declared ones.
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+_MIN_SECRET_LENGTH = 8
+
+
+class SecretInReport(RuntimeError):
+    """A report would contain the value of a secret environment variable."""
+
+
+def secret_values(declared: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """Name -> value of the declared secret variables and of every variable named like a credential."""
+    names = set(declared) | {n for n in os.environ if _SECRET_NAME.search(n)}
+    return {n: os.environ[n] for n in sorted(names) if len(os.environ.get(n, "")) >= _MIN_SECRET_LENGTH}
+
+
+def check_no_secrets(texts: dict[str, str], declared: list[str] | tuple[str, ...] = ()) -> None:
+    """Raise naming the variable (never its value) and the place when a secret's value occurs in a text."""
+    for name, value in secret_values(declared).items():
+        for where, text in texts.items():
+            if value in text:
+                raise SecretInReport(f"{where} contains the value of the environment variable {name}; "
+                                     "secrets must never reach notebook parameters or outputs")
+
+
+def _strip_volatile(nb) -> None:
+    """Drop what changes from run to run without the data changing: timestamps, durations, and the
+    random id papermill gives the injected parameters cell."""
+    nb.metadata.get("papermill", {}).update(start_time=None, end_time=None, duration=None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"
+        cell.metadata.pop("execution", None)
+        if "papermill" in cell.metadata:
+            cell.metadata.papermill.update(start_time=None, end_time=None, duration=None)
+
+
+def render_notebook(template, notebook, html, parameters: dict, secret_envs=(), cwd=None) -> None:
+    """Execute `template` on the python3 kernel with `parameters`; write the notebook and its HTML.
+
+    Parameters are paths and labels only. A secret found in them or in the outputs stops the
+    report before anything is written.
+    """
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    from behaviorflow.atomic import write_text
+
+    check_no_secrets({"the notebook parameters": repr(parameters)}, secret_envs)
+    nb = papermill.execute_notebook(str(template), None, parameters=parameters, kernel_name=KERNEL,
+                                    progress_bar=False, cwd=str(cwd or Path.cwd()))
+    _strip_volatile(nb)
+    nb.metadata.papermill.update(input_path=Path(template).name, output_path=Path(notebook).name)
+    text = nbformat.writes(nb)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    check_no_secrets({str(notebook): text, str(html): body}, secret_envs)
+    write_text(notebook, text)
+    write_text(html, body)
+
+
+def embedded_images(html: str) -> int:
+    """The number of images embedded in an HTML page (base64 data URIs)."""
+    return len(re.findall(r"<img[^>]+src=\"data:image/(?:png|jpeg|svg\+xml);base64,", html))

@@ -1,0 +1,59 @@
+"""The HPC path on a real single-node SLURM cluster: the tiny config submitted through
+`--profile profiles/slurm` (snakemake-executor-plugin-slurm), every job completed, model jobs
+asked for a GPU, and every result and report equal to the local run's."""
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import TINY_CONFIG, child_env, make_workdir
+from slurm_cluster import Cluster, install, job_records, missing_binaries
+
+MODEL_RULES = {"pretrain_predictor", "finetune_predictor", "generate_ablation", "tune_generator"}
+SUBMIT_LIMIT_S = 1500  # the whole submission; `timeout -k` ends a hang instead of CI's limit
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    if missing_binaries():
+        install()
+    assert not missing_binaries(), f"still missing after apt-get: {missing_binaries()}"
+    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        codes = cluster.stop()
+    assert all(code is not None for code in codes.values()), codes  # every daemon stopped
+
+
+def test_tiny_config_through_the_slurm_profile_matches_the_local_run(slurm_cluster, tiny_run, tmp_path):
+    work = make_workdir(tmp_path / "slurm", TINY_CONFIG)
+    started = time.time()
+    # status checks every 2 s instead of the plugin's 40 s: the cluster is ours alone
+    proc = subprocess.run(["timeout", "-k", "20", str(SUBMIT_LIMIT_S), sys.executable, "-m", "snakemake",
+                           "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "2",
+                           "--seconds-between-status-checks", "2"],
+                          cwd=work, capture_output=True, text=True, env=child_env())
+    wall = time.time() - started
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"rc {proc.returncode} after {wall:.0f} s:\n{log[-6000:]}\n{slurm_cluster.logs()}"
+
+    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    total = int(re.search(r"(\d+) of (\d+) steps \(100%\) done", log).group(2))
+    assert len(submitted) == total - 1  # every job but the local `all` went through sbatch
+    records = job_records(list(submitted.values()))
+    states = {job: (r.get("JobState"), r.get("ExitCode")) for job, r in records.items()}
+    assert set(states.values()) == {("COMPLETED", "0:0")}, states
+    rules = {job: re.match(r"rule_(\w+?)(?:_wildcards|$)", r["Comment"]).group(1) for job, r in records.items()}
+    gpu_jobs = {job for job, r in records.items() if "gpu:1" in r.get("TresPerJob", "")}
+    assert gpu_jobs == {job for job, rule in rules.items() if rule in MODEL_RULES}
+    assert gpu_jobs and len(gpu_jobs) < len(records)  # the profile's --gpus=1 only where a model runs
+
+    # every result and report the auditor checks, byte for byte as on the local run
+    assert (work / "results/MANIFEST.sha256").read_text() == (tiny_run / "results/MANIFEST.sha256").read_text()
+    print(f"SLURM: {len(submitted)} jobs submitted, {len(states)} COMPLETED (exit 0:0), {len(gpu_jobs)} with "
+          f"--gpus=1; {total} of {total} steps done in {wall:.0f} s; MANIFEST.sha256 equal to the local run's")
