@@ -3,7 +3,10 @@ tiny workflow (figures embedded, python3 kernel, no secret, identical on a rerun
 
 import hashlib
 import json
+import re
 import secrets
+import subprocess
+import sys
 
 import nbformat
 import numpy as np
@@ -13,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from behaviorflow import figures as F
 from behaviorflow.reports import SecretInReport, check_no_secrets, embedded_images, render_notebook
-from conftest import REPO, run_snakemake
+from conftest import REPO, child_env, run_snakemake
 
 PAGES = {  # report page -> figures it must embed
     "tiny_data_overview": 2,
@@ -126,12 +129,20 @@ def test_reports_embed_their_figures_hold_no_secret_and_rerun_identically(tiny_r
     for path in after:
         data = (tiny_run / path).read_bytes()
         assert all(v.encode() not in data for v in env.values()), path
+    # the same check from the command line, as the README gives it
+    proc = subprocess.run([sys.executable, "-m", "behaviorflow.reports"], cwd=tiny_run, capture_output=True,
+                          text=True, env=child_env(env))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reports/tiny_fidelity_privacy.html: 2 embedded figure(s), no secret" in proc.stdout
+    looked_for = re.search(r"secrets looked for: (.*)", proc.stdout).group(1).split(", ")
+    assert {"BEHAVIORFLOW_PSEUDONYM_KEY", "OPENAI_API_KEY"} <= set(looked_for)
 
 
 @pytest.mark.workflow
-def test_snakemake_report_holds_the_tables_and_figures_with_captions(tiny_run):
-    run_snakemake(tiny_run, "--report", "reports/workflow_report.html")
-    page = (tiny_run / "reports/workflow_report.html").read_text()
+def test_snakemake_report_holds_the_tables_and_figures_with_captions(tiny_run, tmp_path):
+    # outside the run's reports/, which other tests compare file by file
+    run_snakemake(tiny_run, "--report", str(tmp_path / "workflow_report.html"))
+    page = (tmp_path / "workflow_report.html").read_text()
     for name in ("results/table1.csv", "results/table3.csv", "results/table4.csv", "results/tiny/fidelity.csv",
                  "results/tiny/privacy.csv", "reports/figures/tiny_behaviour_shares.png",
                  "reports/figures/tiny_user_distributions.png", "reports/figures/table2.png"):

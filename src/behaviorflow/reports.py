@@ -7,8 +7,10 @@ timestamps and durations are removed, so auditors can checksum reports like tabl
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import sys
 from pathlib import Path
 
 KERNEL = "python3"
@@ -74,3 +76,42 @@ def render_notebook(template, notebook, html, parameters: dict, secret_envs=(), 
 def embedded_images(html: str) -> int:
     """The number of images embedded in an HTML page (base64 data URIs)."""
     return len(re.findall(r"<img[^>]+src=\"data:image/(?:png|jpeg|svg\+xml);base64,", html))
+
+
+def check_pages(paths, secret_envs=()) -> list[tuple[str, int, str]]:
+    """(page, embedded images, secret problem or '') for rendered report pages."""
+    rows = []
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            check_no_secrets({str(path): text}, secret_envs)
+            problem = ""
+        except SecretInReport as err:
+            problem = str(err)
+        rows.append((str(path), embedded_images(text), problem))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m behaviorflow.reports reports/*.html`: figures embedded in each page, and no secret
+    of this environment in any; exit 1 when a page has no figure or holds a secret."""
+    ap = argparse.ArgumentParser(prog="python -m behaviorflow.reports", description=main.__doc__.split(":")[0])
+    ap.add_argument("pages", nargs="*", help="rendered report pages (default: every reports/*.html rendered "
+                    "from a notebook, i.e. with a .ipynb beside it)")
+    ap.add_argument("--secret-env", action="append", default=["BEHAVIORFLOW_PSEUDONYM_KEY", "OPENAI_API_KEY"],
+                    help="a secret variable to look for besides those named like credentials")
+    args = ap.parse_args(argv)
+    pages = args.pages or [str(p.with_suffix(".html")) for p in sorted(Path("reports").glob("*.ipynb"))]
+    if not pages:
+        print("no rendered report pages in reports/: build them with `snakemake --cores all`", file=sys.stderr)
+        return 2
+    rows = check_pages(pages, args.secret_env)
+    checked = sorted(secret_values(args.secret_env))
+    for page, images, problem in rows:
+        print(f"{page}: {images} embedded figure(s), " + (problem or "no secret"))
+    print(f"secrets looked for: {', '.join(checked) if checked else 'none set in this environment'}")
+    return 1 if any(images == 0 or problem for _, images, problem in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
