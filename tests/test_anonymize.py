@@ -59,6 +59,10 @@ def test_key_comes_from_environment_and_fixed_key_only_for_simulated(monkeypatch
     monkeypatch.setenv(KEY_ENV, SECRET)
     key, source = resolve_key(settings, "checkins_csv")
     assert key == SECRET.encode() and source == f"environment variable {KEY_ENV}" and SECRET not in source
+    # a key exported for real data does not change simulated results that use the fixed key
+    assert resolve_key(settings, "simulated")[0] == FIXED_SIMULATED_KEY
+    own = AnonymizationSettings(key_env=KEY_ENV, allow_fixed_key=False)
+    assert resolve_key(own, "simulated")[0] == SECRET.encode()
 
 
 def test_zones_time_flooring_and_rotation(tmp_path, monkeypatch):

@@ -39,7 +39,13 @@ class AnonymizationError(RuntimeError):
 
 
 def resolve_key(settings: AnonymizationSettings, dataset_format: str) -> tuple[bytes, str]:
-    """The pseudonymisation key and a description of its source (never the key itself)."""
+    """The pseudonymisation key and a description of its source (never the key itself).
+
+    Simulated data with `allow_fixed_key` always take the public fixed key, whatever the key
+    variable holds: a key exported for real data must not change the simulated results.
+    """
+    if settings.allow_fixed_key and dataset_format == "simulated":
+        return FIXED_SIMULATED_KEY, "FIXED PUBLIC KEY FOR SIMULATED DATA (not secret; never use for real data)"
     value = os.environ.get(settings.key_env)
     if value:
         if len(value) < 16:
@@ -48,8 +54,6 @@ def resolve_key(settings: AnonymizationSettings, dataset_format: str) -> tuple[b
                 "use at least 16 random characters (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
             )
         return value.encode("utf-8"), f"environment variable {settings.key_env}"
-    if settings.allow_fixed_key and dataset_format == "simulated":
-        return FIXED_SIMULATED_KEY, "FIXED PUBLIC KEY FOR SIMULATED DATA (not secret; never use for real data)"
     raise AnonymizationError(
         f"no pseudonymisation key: export {settings.key_env} with a secret of at least 16 characters "
         "(the fixed key is allowed only for simulated data with anonymization.allow_fixed_key: true)"

@@ -1,8 +1,9 @@
 """The auditor's reproduction: a manifest of every result's sha256, and a check against it.
 
 `rule manifest` writes `results/MANIFEST.sha256` (`sha256sum` format, sorted by path) over the
-result tables, their summaries and pages, each dataset's fidelity and privacy reports, and the
-rendered report pages (`reports/*.html`) with their figures.
+result tables, their summaries and pages, each dataset's fidelity and privacy reports, the
+rendered report pages (`reports/*.html`) with their figures, and each dataset's anonymisation
+report (its key id tells a run with another pseudonym key apart at once).
 Provenance sidecars are left out on purpose: they name the git commit, which an auditor's
 checkout may differ in without any number changing.
 
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, status in rows:
         print(f"{status.split()[0].upper():8} {name}" + (f" (now {status.split()[1]})" if " " in status else ""))
     bad = [r for r in rows if r[1] != "ok"]
+    if any(name.endswith("anonymization_report.json") for name, _ in bad):
+        print("an anonymisation report differs: most often the pseudonym key (compare key_id in the reports); "
+              "set BEHAVIORFLOW_PSEUDONYM_KEY as in the original run", file=sys.stderr)
     print(f"{len(rows) - len(bad)} of {len(rows)} hashes match" + ("" if bad else ": all hashes match"))
     return 1 if bad else 0
 

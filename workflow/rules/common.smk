@@ -347,6 +347,16 @@ def get_report_files():
     )
 
 
+def get_manifest_files():
+    """What the manifest covers: every result and report, and each dataset's anonymisation report,
+    whose key id shows a run with another pseudonym key at once."""
+    return (
+        get_result_files()
+        + get_report_files()
+        + expand("data/processed/{dataset}/anonymization_report.json", dataset=DATASETS)
+    )
+
+
 def get_final_targets():
     """Every result and report, and the manifest of their checksums (what an auditor verifies)."""
     return get_result_files() + get_report_files() + ["results/MANIFEST.sha256"]

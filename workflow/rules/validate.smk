@@ -114,7 +114,7 @@ rule table4:
 
 rule manifest:
     input:
-        get_result_files() + get_report_files(),
+        get_manifest_files(),
     output:
         "results/MANIFEST.sha256",
     log:
