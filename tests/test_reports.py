@@ -62,7 +62,7 @@ def test_table_figures_draw_one_bar_per_generator_and_metric():
     rows = [{"dataset": "d", "model": m, "generator": g, "setting": "improvement_pct", "metric": k,
              "mean": v, "sd": 0.5, "n": 2}
             for m in ("sasrec", "bert4rec") for g, v in (("markov", 1.0), ("behaviorgen", -2.0))
-            for k in F.TABLE_PLOTS["table3"][1]]
+            for k in F.IMPROVEMENT_METRICS]
     fig = F.plot_predictor_table(pd.DataFrame(rows), "table3")
     assert len(fig.axes) == 2
     heights = [b.get_height() for b in fig.axes[0].patches]
@@ -82,9 +82,10 @@ def test_a_secret_in_parameters_or_outputs_stops_the_report(tmp_path, monkeypatc
     assert value not in str(err.value)
     check_no_secrets({"params": "nothing here"}, ["BEHAVIORFLOW_PSEUDONYM_KEY"])
     # an undeclared variable named like a credential is guarded too
-    monkeypatch.setenv("SOME_API_TOKEN", "tok-" + secrets.token_hex(8))
+    token = "tok-" + secrets.token_hex(8)
+    monkeypatch.setenv("SOME_API_TOKEN", token)
     with pytest.raises(SecretInReport, match="SOME_API_TOKEN"):
-        check_no_secrets({"out": "x " + __import__("os").environ["SOME_API_TOKEN"]})
+        check_no_secrets({"out": "x " + token})
     # a notebook that prints a secret is refused and writes nothing
     template = tmp_path / "leaky.ipynb"
     book = new_notebook(cells=[new_code_cell("x = 1", metadata={"tags": ["parameters"]}),

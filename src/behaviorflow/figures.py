@@ -87,7 +87,7 @@ def plot_user_distributions(real: pd.DataFrame, synthetic: dict[str, pd.DataFram
         for j, source in enumerate(sources):
             syn = synthetic[source]
             theirs = syn[syn["source_user"] == user]["behavior"]
-            share = theirs.value_counts(normalize=True).reindex(labels, fill_value=0) if len(theirs) else 0 * x
+            share = theirs.value_counts(normalize=True).reindex(labels, fill_value=0)
             ax.bar(x + (j + 1) * width, share, width, color=SOURCE_COLOURS[j % len(SOURCE_COLOURS)],
                    label=f"{source} ({len(theirs)} events)")
         ax.set_xticks(x + width * len(sources) / 2, labels, rotation=45, ha="right", fontsize=7)
@@ -124,12 +124,8 @@ def plot_time_of_day(real: dict[str, pd.DataFrame], synthetic: dict[str, dict[st
     return fig
 
 
-# What each table's figure shows: (setting, metrics) of the summary rows drawn.
-TABLE_PLOTS = {
-    "table1": ("improvement_pct", ["acc1", "acc3", "overall", "head", "medium", "tail"]),
-    "table3": ("improvement_pct", ["acc1", "acc3", "overall", "head", "medium", "tail"]),
-    "table2": (None, ["acc1"]),
-}
+# The metrics of the improvement figures (tables 1 and 3).
+IMPROVEMENT_METRICS = ["acc1", "acc3", "overall", "head", "medium", "tail"]
 
 
 def plot_predictor_table(summary: pd.DataFrame, table: str) -> Figure:
@@ -138,24 +134,22 @@ def plot_predictor_table(summary: pd.DataFrame, table: str) -> Figure:
     panels = summary[["dataset", "model"]].drop_duplicates().sort_values(["dataset", "model"])
     fig = Figure(figsize=(5.5 * len(panels), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    setting, metrics = TABLE_PLOTS[table]
     for ax, (dataset, model) in zip(axes, panels.itertuples(index=False)):
         rows = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
         if table == "table2":
-            rows = rows[rows["metric"] == "acc1"]
-            rows = rows[rows["setting"].isin(["none", "real", "synthetic"])]
-            labels = [("none" if s == "none" else "real" if s == "real" else g)
-                      for g, s in zip(rows["generator"], rows["setting"])]
-            order = np.argsort([{"none": 0, "real": 1}.get(lab, 2) for lab in labels], kind="stable")
+            rows = rows[(rows["metric"] == "acc1") & rows["setting"].isin(["none", "real", "synthetic"])]
+            rows = rows.assign(rank=rows["setting"].map({"none": 0, "real": 1, "synthetic": 2}),
+                               label=rows["generator"].where(rows["setting"] == "synthetic", rows["setting"]))
+            rows = rows.sort_values("rank", kind="stable")
             x = np.arange(len(rows))
-            ax.bar(x, rows["mean"].to_numpy()[order], yerr=rows["sd"].fillna(0).to_numpy()[order],
-                   color=[REAL_COLOUR if labels[i] in ("none", "real") else SOURCE_COLOURS[0] for i in order],
-                   capsize=3)
-            ax.set_xticks(x, [labels[i] for i in order], rotation=30, ha="right")
+            ax.bar(x, rows["mean"], yerr=rows["sd"].fillna(0), capsize=3,
+                   color=[SOURCE_COLOURS[0] if s == "synthetic" else REAL_COLOUR for s in rows["setting"]])
+            ax.set_xticks(x, rows["label"], rotation=30, ha="right")
             ax.set_ylabel("Acc@1 (mean ± sd over seeds)")
         else:
-            rows = rows[rows["setting"] == setting]
+            rows = rows[rows["setting"] == "improvement_pct"]
             generators = sorted(rows["generator"].unique())
+            metrics = IMPROVEMENT_METRICS
             x = np.arange(len(metrics))
             width = 0.8 / max(len(generators), 1)
             for j, gen in enumerate(generators):

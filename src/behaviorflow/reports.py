@@ -38,10 +38,11 @@ def check_no_secrets(texts: dict[str, str], declared: list[str] | tuple[str, ...
                                      "secrets must never reach notebook parameters or outputs")
 
 
-def _strip_volatile(nb) -> None:
-    """Drop what changes from run to run without the data changing: timestamps, durations, and the
-    random id papermill gives the injected parameters cell."""
-    nb.metadata.get("papermill", {}).update(start_time=None, end_time=None, duration=None)
+def _strip_volatile(nb, template, notebook) -> None:
+    """Drop what changes from run to run without the data changing: timestamps, durations, the
+    random id papermill gives the injected parameters cell, and the working directory in paths."""
+    nb.metadata.papermill.update(start_time=None, end_time=None, duration=None,
+                                 input_path=Path(template).name, output_path=Path(notebook).name)
     for i, cell in enumerate(nb.cells):
         cell.id = f"cell-{i}"
         cell.metadata.pop("execution", None)
@@ -64,8 +65,7 @@ def render_notebook(template, notebook, html, parameters: dict, secret_envs=(), 
     check_no_secrets({"the notebook parameters": repr(parameters)}, secret_envs)
     nb = papermill.execute_notebook(str(template), None, parameters=parameters, kernel_name=KERNEL,
                                     progress_bar=False, cwd=str(cwd or Path.cwd()))
-    _strip_volatile(nb)
-    nb.metadata.papermill.update(input_path=Path(template).name, output_path=Path(notebook).name)
+    _strip_volatile(nb, template, notebook)
     text = nbformat.writes(nb)
     body, _ = HTMLExporter().from_notebook_node(nb)
     check_no_secrets({str(notebook): text, str(html): body}, secret_envs)
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m behaviorflow.reports", description=main.__doc__.split(":")[0])
     ap.add_argument("pages", nargs="*", help="rendered report pages (default: every reports/*.html rendered "
                     "from a notebook, i.e. with a .ipynb beside it)")
-    ap.add_argument("--secret-env", action="append", default=["BEHAVIORFLOW_PSEUDONYM_KEY", "OPENAI_API_KEY"],
-                    help="a secret variable to look for besides those named like credentials")
+    ap.add_argument("--secret-env", action="append", default=[],
+                    help="a secret variable to look for besides those named like credentials (*KEY*, *TOKEN*, ...)")
     args = ap.parse_args(argv)
     pages = args.pages or [str(p.with_suffix(".html")) for p in sorted(Path("reports").glob("*.ipynb"))]
     if not pages:
