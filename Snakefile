@@ -9,16 +9,23 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/inputs/behaviorgen.smk"
+include: "workflow/rules/inputs/predict.smk"
+include: "workflow/rules/inputs/validate.smk"
+include: "workflow/rules/inputs/tables.smk"
+include: "workflow/rules/inputs/report.smk"
+include: "workflow/rules/inputs/audit.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/anonymize.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/profiles.smk"
-include: "workflow/rules/generator_model.smk"
-include: "workflow/rules/generate.smk"
+include: "workflow/rules/behaviorgen.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:

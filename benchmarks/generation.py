@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def prompts(n: int) -> list[list[dict]]:
-    from behaviorflow.generate import training_examples, vocabularies
+    from behaviorflow.behaviorgen.contexts import vocabularies
+    from behaviorflow.behaviorgen.tuning import training_examples
 
     processed = ROOT / "data/processed/simulated"
     if not (processed / "profiles.parquet").is_file():
@@ -41,7 +42,7 @@ def prompts(n: int) -> list[list[dict]]:
 def bench_transformers(model_dir: Path, msgs, batch: int, new_tokens: int, dtype: str, threads: int) -> dict:
     import torch
 
-    from behaviorflow.local_lm import TransformersBackend
+    from behaviorflow.lm.local import TransformersBackend
 
     be = TransformersBackend(model_dir, None, device="cpu", threads=threads, dtype=dtype)
     tok = be.tokenizer
@@ -65,7 +66,7 @@ def bench_llamacpp(model_dir: Path, msgs, new_tokens: int, threads: int) -> dict
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
-    from behaviorflow.local_lm import embedded_gguf
+    from behaviorflow.lm.convert import embedded_gguf
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     texts = sorted((tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in msgs), key=len)
@@ -84,9 +85,14 @@ def bench_llamacpp(model_dir: Path, msgs, new_tokens: int, threads: int) -> dict
 
 def bench_warm_rerun(model_dir: Path, n_users: int, threads: int) -> dict:
     """Cold and warm generation of the same weeks through the cache (grammar-constrained)."""
-    from behaviorflow.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
-    from behaviorflow.llm import CachedLLM, LLMCache, Sampling
-    from behaviorflow.local_lm import TransformersBackend
+    from behaviorflow.behaviorgen.generate import (
+        LLMGenerationSettings,
+        generate_with_llm,
+        user_contexts,
+        vocabularies,
+    )
+    from behaviorflow.lm.backends import CachedLLM, LLMCache, Sampling
+    from behaviorflow.lm.local import TransformersBackend
 
     processed = ROOT / "data/processed/simulated"
     split = pd.read_parquet(processed / "split.parquet")

@@ -31,7 +31,7 @@ COLUMNS = ("{'device_id': 'VARCHAR', 'account_id': 'VARCHAR', 'event_time': 'TIM
 
 def generate(path: Path, n: int, threads: int) -> int:
     """Write n raw events plus 0.2 % resent duplicates (0.1 % of rows faulty); returns data lines."""
-    from behaviorflow.simulate import BEHAVIORS
+    from behaviorflow.data.simulate import BEHAVIORS
 
     vocab = "[" + ", ".join(f"'{b.name}'" for b in BEHAVIORS) + "]"
     users = max(1000, n // 800)
@@ -60,9 +60,9 @@ def generate(path: Path, n: int, threads: int) -> int:
 
 def _child(step: str, raw: str, out: str, threads: int, memory_mb: int) -> None:
     """One measured step in this process; prints a JSON line with seconds and peak RSS."""
-    from behaviorflow.anonymize import anonymize_dataset
     from behaviorflow.config import AnonymizationSettings, dataset_settings
-    from behaviorflow.ingest import ingest_dataset
+    from behaviorflow.data.anonymize import anonymize
+    from behaviorflow.data.ingest import ingest
 
     t0 = time.perf_counter()  # imports are start-up cost, not per-event work: not timed
     if step == "plain_copy":
@@ -75,11 +75,11 @@ def _child(step: str, raw: str, out: str, threads: int, memory_mb: int) -> None:
         info = {}
     elif step == "ingest":
         ds = dataset_settings({"datasets": {"bench": {"format": "simulated"}}}, "bench")
-        info = ingest_dataset(ds, raw, f"{out}/events.parquet", f"{out}/rejects.csv", f"{out}/ingest.json",
+        info = ingest(ds, raw, f"{out}/events.parquet", f"{out}/rejects.csv", f"{out}/ingest.json",
                               f"{out}/attrs.parquet", threads=threads, memory_mb=memory_mb)
         info = {k: info[k] for k in ("data_lines_read", "accepted", "rejected", "deduplicated")}
     elif step == "anonymize":
-        rep = anonymize_dataset(f"{out}/events.parquet", f"{out}/attrs.parquet", f"{out}/anon.parquet",
+        rep = anonymize(f"{out}/events.parquet", f"{out}/attrs.parquet", f"{out}/anon.parquet",
                                 f"{out}/pin.parquet", f"{out}/anon.json", AnonymizationSettings(allow_fixed_key=True),
                                 "simulated", threads=threads, memory_mb=memory_mb)
         info = {"events_out": rep["events_out"], "pseudonymous_users": rep["pseudonymisation"]["pseudonymous_users"]}

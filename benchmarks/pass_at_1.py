@@ -33,10 +33,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    from behaviorflow.generate import (LLMGenerationSettings, generate_with_llm, max_events_per_day,
-                                       user_contexts, vocabularies)
-    from behaviorflow.llm import CachedLLM, LLMCache, Sampling
-    from behaviorflow.local_lm import TransformersBackend
+    from behaviorflow.behaviorgen.generate import (
+        LLMGenerationSettings,
+        generate_with_llm,
+        max_events_per_day,
+        user_contexts,
+        vocabularies,
+    )
+    from behaviorflow.lm.backends import CachedLLM, LLMCache, Sampling
+    from behaviorflow.lm.local import TransformersBackend
 
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     gen, bg = cfg["generation"], cfg["generation"]["behaviorgen"]

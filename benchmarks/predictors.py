@@ -32,26 +32,35 @@ TOKYO = ROOT.parent / "shared" / "data" / "tokyo_checkins_2019.csv"
 
 
 def tokyo_split(tmp: Path) -> Path:
-    from behaviorflow.anonymize import anonymize_dataset
-    from behaviorflow.config import AnonymizationSettings, DatasetSettings, SplitSettings
-    from behaviorflow.ingest import ingest_dataset
-    from behaviorflow.splits import split_events
+    from behaviorflow.config import (
+        AnonymizationSettings,
+        DatasetSettings,
+        SplitSettings,
+    )
+    from behaviorflow.data.anonymize import anonymize
+    from behaviorflow.data.ingest import ingest
+    from behaviorflow.data.splits import split_users
 
     ds = DatasetSettings(name="tokyo", format="checkins_csv", path=str(TOKYO), label_column="venue_category")
-    ingest_dataset(ds, TOKYO, tmp / "events.parquet", tmp / "rejects.csv", tmp / "ingest.json", tmp / "attrs.parquet")
+    ingest(ds, TOKYO, tmp / "events.parquet", tmp / "rejects.csv", tmp / "ingest.json", tmp / "attrs.parquet")
     os.environ["BF_BENCH_KEY"] = os.urandom(16).hex()
-    anonymize_dataset(tmp / "events.parquet", tmp / "attrs.parquet", tmp / "processed.parquet",
+    anonymize(tmp / "events.parquet", tmp / "attrs.parquet", tmp / "processed.parquet",
                       tmp / "profiles_input.parquet", tmp / "anon.json",
                       AnonymizationSettings(key_env="BF_BENCH_KEY"), "checkins_csv")
-    split_events(tmp / "processed.parquet", tmp / "split.parquet", tmp / "split.json", SplitSettings())
+    split_users(tmp / "processed.parquet", tmp / "split.parquet", tmp / "split.json", SplitSettings())
     return tmp / "split.parquet"
 
 
 def throughput(split_path: Path, epochs: int, threads: int) -> dict:
     import torch
 
-    from behaviorflow.models import FitSettings, ModelSettings, build_model, fit
-    from behaviorflow.sequences import Vocab, sequences, windows
+    from behaviorflow.predictors.models import (
+        FitSettings,
+        ModelSettings,
+        build_model,
+        fit,
+    )
+    from behaviorflow.predictors.sequences import Vocab, sequences, windows
 
     torch.set_num_threads(threads)
     split = pd.read_parquet(split_path)

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorflow.anonymize import (
+from behaviorflow.config import AnonymizationSettings
+from behaviorflow.data.anonymize import (
     FIXED_SIMULATED_KEY,
     SUPPRESSED,
     AnonymizationError,
-    anonymize_dataset,
+    anonymize,
     k_anonymize,
     pseudonymize,
     resolve_key,
 )
-from behaviorflow.config import AnonymizationSettings
 
 KEY_ENV = "BF_TEST_KEY"
 SECRET = "s3cret-key-for-tests-0123456789"
@@ -33,7 +33,7 @@ def interim_events(path, rows):
 def run(tmp_path, rows, settings, fmt="checkins_csv", attrs=None):
     interim_events(tmp_path / "ev.parquet", rows)
     (attrs if attrs is not None else pd.DataFrame({"user_id": pd.Series([], dtype=str)})).to_parquet(tmp_path / "a.parquet")
-    report = anonymize_dataset(tmp_path / "ev.parquet", tmp_path / "a.parquet", tmp_path / "out.parquet",
+    report = anonymize(tmp_path / "ev.parquet", tmp_path / "a.parquet", tmp_path / "out.parquet",
                                tmp_path / "pin.parquet", tmp_path / "rep.json", settings, fmt)
     return report, pd.read_parquet(tmp_path / "out.parquet"), pd.read_parquet(tmp_path / "pin.parquet")
 

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from behaviorflow.config import ConfigError, check_config, dataset_settings, schema_problems
+from behaviorflow.config import (
+    ConfigError,
+    check_config,
+    dataset_settings,
+    schema_problems,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -79,3 +84,80 @@ def test_environment_yml_in_step_with_pyproject(env_file):
     assert have == wanted
     assert env["channels"][0] == "conda-forge"
     assert "torch==2.13.0" in project["dependencies"]
+
+
+def settings_classes():
+    from behaviorflow.behaviorgen.generate import LLMGenerationSettings
+    from behaviorflow.config import AnonymizationSettings, DatasetSettings, SimulationSettings, SplitSettings
+    from behaviorflow.lm.backends import Sampling
+    from behaviorflow.lm.tuning import TuningSettings
+    from behaviorflow.predictors.models import FitSettings, ModelSettings
+    from behaviorflow.predictors.scenarios import PredictorSettings
+
+    return [SimulationSettings, AnonymizationSettings, SplitSettings, DatasetSettings, TuningSettings, ModelSettings,
+            FitSettings, PredictorSettings, LLMGenerationSettings, Sampling]
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def test_every_settings_default_is_the_schemas():
+    import dataclasses
+
+    from behaviorflow.config import schema_defaults
+
+    for cls in settings_classes():
+        defaults = schema_defaults(cls.SCHEMA_POINTER)
+        checked = 0
+        for f in dataclasses.fields(cls):
+            if f.name in defaults and f.name not in cls.SCHEMA_LOCAL and f.default is not dataclasses.MISSING:
+                assert _plain(f.default) == defaults[f.name], f"{cls.__name__}.{f.name}"
+                checked += 1
+        assert checked, cls.__name__
+
+
+@pytest.mark.parametrize("pointer,cls_name,exempt", [
+    ("$defs/simulation", "SimulationSettings", set()),
+    ("$defs/anonymization", "AnonymizationSettings", {"slot_minutes"}),
+    ("properties/split", "SplitSettings", set()),
+    ("$defs/tuning", "TuningSettings", set()),
+    ("$defs/fit", "FitSettings", set()),
+])
+def test_settings_and_their_schema_section_have_the_same_keys(pointer, cls_name, exempt):
+    import dataclasses
+
+    from behaviorflow.config import schema_node
+
+    cls = next(c for c in settings_classes() if c.__name__ == cls_name)
+    assert {f.name for f in dataclasses.fields(cls)} - exempt == set(schema_node(pointer)["properties"])
+
+
+def test_a_settings_field_the_schema_lacks_fails_at_import():
+    from dataclasses import dataclass
+
+    from behaviorflow.config import from_schema
+
+    with pytest.raises(TypeError, match="colour is not a property of the config schema"):
+        @dataclass(frozen=True)
+        @from_schema("properties/split")
+        class Drifted:
+            seed: int
+            colour: str
+
+
+def test_validated_config_and_settings_classes_agree_on_every_default():
+    """What Snakemake's validation fills in equals what the library builds from nothing."""
+    from snakemake.utils import validate
+
+    from behaviorflow.config import split_settings
+    from behaviorflow.lm.tuning import TuningSettings
+    from behaviorflow.predictors.scenarios import PredictorSettings
+
+    config = {"datasets": {"s": {"format": "simulated"}}}
+    validate(config, str(SCHEMA))
+    assert TuningSettings(**config["generation"]["behaviorgen"]["transformers"]["lora"]) == TuningSettings()
+    assert PredictorSettings.from_config(config["predictors"]) == PredictorSettings()
+    assert PredictorSettings().finetune.lr == 0.0005 and PredictorSettings().pretrain.lr == 0.001
+    assert split_settings(config) == split_settings({})
+    assert PredictorSettings.from_config({"pretrain": {"max_epochs": 2}}).pretrain.max_epochs == 2

@@ -8,10 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorflow.generate import parse_response, user_contexts, vocabularies
-from behaviorflow.llm import CachedLLM, Completion, LLMCache, Sampling
-from behaviorflow.markov import MarkovGenerator
-from behaviorflow.prompts import ROLE, VARIANTS, WeekRequest, build_messages, sample_events
+from behaviorflow.behaviorgen.generate import (
+    parse_response,
+    user_contexts,
+    vocabularies,
+)
+from behaviorflow.behaviorgen.markov import MarkovGenerator
+from behaviorflow.behaviorgen.prompts import (
+    ROLE,
+    VARIANTS,
+    WeekRequest,
+    build_messages,
+    sample_events,
+)
+from behaviorflow.lm.backends import CachedLLM, Completion, LLMCache, Sampling
 
 MONDAY = dt.date(2024, 4, 29)
 ZONES = {"z1", "z2", "z_other"}

@@ -4,13 +4,14 @@ import datetime as dt
 import itertools
 
 import pytest
-
-from behaviorflow.generate import parse_response
-from behaviorflow.grammar import EventGrammar
-from behaviorflow.llm import BackendError, Sampling
-from behaviorflow.local_lm import TransformersBackend, embedded_gguf
-from behaviorflow.prompts import WeekRequest
 from tiny_lm import build_tiny_model
+
+from behaviorflow.behaviorgen.generate import parse_response
+from behaviorflow.behaviorgen.prompts import WeekRequest
+from behaviorflow.lm.backends import BackendError, Sampling
+from behaviorflow.lm.convert import embedded_gguf
+from behaviorflow.lm.grammar import EventGrammar
+from behaviorflow.lm.local import TransformersBackend
 
 ZONES = ("z1", "z2", "z10", "z_other")  # z1 is a prefix of z10: the trie must allow both
 BEHAVIORS = ("music", "mus", "messaging", "email")
@@ -60,7 +61,7 @@ def test_a_small_token_budget_ends_at_a_line_boundary_instead_of_truncating(rand
 
 
 def test_grammar_is_part_of_the_cache_key():
-    from behaviorflow.llm import LLMCache
+    from behaviorflow.lm.backends import LLMCache
 
     msgs = [{"role": "user", "content": "x"}]
     g1 = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 10)

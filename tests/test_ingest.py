@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from behaviorflow.config import DatasetSettings
-from behaviorflow.ingest import IngestError, ingest_dataset
+from behaviorflow.data.ingest import IngestError, ingest
 
 HEADER = "user_id,timestamp,venue_id,venue_category,top_category,intent,split\n"
 GOOD = [
@@ -24,7 +24,7 @@ def checkins(**kw) -> DatasetSettings:
 
 def run(ds, path, tmp_path, attributes=None):
     out = tmp_path / "out"
-    report = ingest_dataset(ds, path, out / "events.parquet", out / "rejects.csv", out / "report.json",
+    report = ingest(ds, path, out / "events.parquet", out / "rejects.csv", out / "report.json",
                             out / "attrs.parquet", attributes_path=attributes)
     rejects = pd.read_csv(out / "rejects.csv", dtype={"raw_line": str})
     events = pd.read_parquet(out / "events.parquet")
@@ -200,7 +200,7 @@ def test_generic_formats_with_column_mapping(tmp_path):
 
 def test_simulated_log_with_faults_balances(tmp_path):
     from behaviorflow.config import SimulationSettings, dataset_settings
-    from behaviorflow.simulate import simulate_raw_logs
+    from behaviorflow.data.simulate import simulate_raw_logs
 
     counts = simulate_raw_logs(SimulationSettings(n_users=30, weeks=2, fault_rate=0.05, seed=4),
                                tmp_path / "log.csv.gz", tmp_path / "acc.csv")

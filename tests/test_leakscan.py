@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from behaviorflow.leakscan import RawSecrets, scan_file, secrets_from_csv
+from behaviorflow.reporting.leakscan import RawSecrets, scan_file, secrets_from_csv
 
 
 def secrets():

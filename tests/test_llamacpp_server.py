@@ -9,11 +9,22 @@ import urllib.request
 
 import pandas as pd
 import pytest
-
-from behaviorflow.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
-from behaviorflow.llm import CachedLLM, Completion, LLMCache, OpenAIBackend, Sampling
-from behaviorflow.local_lm import embedded_gguf
 from conftest import stop_process
+
+from behaviorflow.behaviorgen.generate import (
+    LLMGenerationSettings,
+    generate_with_llm,
+    user_contexts,
+    vocabularies,
+)
+from behaviorflow.lm.backends import (
+    CachedLLM,
+    Completion,
+    LLMCache,
+    OpenAIBackend,
+    Sampling,
+)
+from behaviorflow.lm.convert import embedded_gguf
 
 
 def _free_port() -> int:

@@ -11,11 +11,16 @@ import time
 
 import pandas as pd
 import pytest
-
-from behaviorflow.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
-from behaviorflow.llm import CachedLLM, LLMCache, OpenAIBackend, Sampling
 from conftest import REPO, TINY_CONFIG, make_workdir, run_snakemake
 from fake_openai import FakeOpenAI
+
+from behaviorflow.behaviorgen.generate import (
+    LLMGenerationSettings,
+    generate_with_llm,
+    user_contexts,
+    vocabularies,
+)
+from behaviorflow.lm.backends import CachedLLM, LLMCache, OpenAIBackend, Sampling
 
 KEY_ENV = "BF_TEST_OPENAI_KEY"
 SECRET = "sk-test-DO-NOT-LEAK-4f9a1c77e2"
@@ -101,8 +106,8 @@ def test_run_survives_a_dead_backend_and_logs_every_failure(tmp_path, contexts):
 GEN_SCRIPT = """
 import os, sys, pandas as pd
 sys.path.insert(0, {tests!r})
-from behaviorflow.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
-from behaviorflow.llm import CachedLLM, LLMCache, OpenAIBackend
+from behaviorflow.behaviorgen.generate import LLMGenerationSettings, generate_with_llm, user_contexts, vocabularies
+from behaviorflow.lm.backends import CachedLLM, LLMCache, OpenAIBackend
 split = pd.read_parquet({split!r}); profiles = pd.read_parquet({profiles!r})
 _, personal = user_contexts(split, profiles, 1, 0)
 zones, behaviors = vocabularies(split, 10)

@@ -3,12 +3,13 @@
 import datetime as dt
 
 import pytest
-
-from behaviorflow.generate import parse_response
-from behaviorflow.llm import CachedLLM, Completion, LLMCache, Sampling
-from behaviorflow.local_lm import TransformersBackend, TuneSettings, model_identity, tune_lora
-from behaviorflow.prompts import WeekRequest
 from tiny_lm import build_tiny_model
+
+from behaviorflow.behaviorgen.generate import parse_response
+from behaviorflow.behaviorgen.prompts import WeekRequest
+from behaviorflow.lm.backends import CachedLLM, Completion, LLMCache, Sampling
+from behaviorflow.lm.local import TransformersBackend, model_identity
+from behaviorflow.lm.tuning import TuningSettings, encode_completion, tune
 
 WEEK = "\n".join(f"{d}, 08:00, z1, music" for d in
                  ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))
@@ -19,13 +20,17 @@ GREEDY = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=260)
 def tuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_lm")
     base = build_tiny_model(root / "base")
-    examples = [([{"role": "user", "content": f"Generate week {i} of user u{i % 3}."}], WEEK) for i in range(8)]
-    report = tune_lora(base, examples, root / "adapter",
-                       TuneSettings(rank=16, alpha=32, dropout=0.0, learning_rate=1e-2, epochs=40, batch_size=4,
-                                    max_examples=8, max_length=400, seed=3,
-                                    target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                    "down_proj")),
-                       device="cpu", threads=2)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    examples = [encode_completion(tok, [{"role": "user", "content": f"Generate week {i} of user u{i % 3}."}], WEEK,
+                                  400) for i in range(8)]
+    report = tune(base, examples, root / "adapter",
+                  TuningSettings(rank=16, alpha=32, dropout=0.0, learning_rate=1e-2, epochs=40, batch_size=4,
+                                 seed=3, bf16=False, scheduler="constant", warmup_ratio=0.0,
+                                 target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                 "down_proj")),
+                  device="cpu", threads=2)
     return base, root / "adapter", report
 
 
@@ -86,7 +91,7 @@ def test_embedded_model_converts_once_and_reloads_fast(tmp_path):
     import json
     import time
 
-    from behaviorflow.local_lm import convert_gguf, embedded_gguf
+    from behaviorflow.lm.convert import convert_gguf, embedded_gguf
 
     gguf = embedded_gguf()
     info = convert_gguf(gguf, tmp_path / "smol")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorflow.metrics import bleu, compare, fidelity, jsd, ks_p, tvd
+from behaviorflow.validation.metrics import bleu, compare, fidelity, jsd, ks_p, tvd
 
 
 def events(user: str, rows: list[tuple[str, str, str]]) -> pd.DataFrame:

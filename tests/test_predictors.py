@@ -7,11 +7,28 @@ import pandas as pd
 import pytest
 import torch
 
-import behaviorflow.scenarios as scenarios
-from behaviorflow.evaluation import evaluate, label_groups
-from behaviorflow.models import FitSettings, ModelSettings, build_model, fit, predict_logits
-from behaviorflow.scenarios import PredictorSettings, finetune_users, pretrain
-from behaviorflow.sequences import MASK, OFFSET, Vocab, contexts, sequences, windows
+import behaviorflow.predictors.scenarios as scenarios
+from behaviorflow.predictors.evaluation import evaluate, label_groups
+from behaviorflow.predictors.models import (
+    FitSettings,
+    ModelSettings,
+    build_model,
+    fit,
+    predict_logits,
+)
+from behaviorflow.predictors.scenarios import (
+    PredictorSettings,
+    finetune_users,
+    pretrain,
+)
+from behaviorflow.predictors.sequences import (
+    MASK,
+    OFFSET,
+    Vocab,
+    contexts,
+    sequences,
+    windows,
+)
 
 
 def test_metrics_on_a_hand_made_confusion_matrix():
@@ -153,7 +170,7 @@ def test_training_is_deterministic_for_a_seed():
 
 
 def test_dropout_drops_the_configured_share_reproducibly():
-    from behaviorflow.models import _dropout
+    from behaviorflow.predictors.models import _dropout
 
     x = torch.ones(200, 500)
     a = _dropout(x, 0.1, np.random.default_rng(3))

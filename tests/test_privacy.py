@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from behaviorflow.privacy import closest_distance, membership_auc, overlap, privacy_report, records
+from behaviorflow.validation.privacy import (
+    closest_distance,
+    membership_auc,
+    overlap,
+    privacy_report,
+    records,
+)
 
 
 def random_weeks(rng: np.random.Generator, n: int, events: int = 30) -> list[list[str]]:

@@ -6,14 +6,14 @@ import os
 import pandas as pd
 import pytest
 import yaml
-
-from behaviorflow.anonymize import anonymize_dataset
-from behaviorflow.config import AnonymizationSettings, DatasetSettings, SplitSettings
-from behaviorflow.ingest import ingest_dataset
-from behaviorflow.leakscan import scan_paths, secrets_from_csv
-from behaviorflow.profiles import build_profiles
-from behaviorflow.splits import split_events
 from conftest import REPO, TOKYO_INTENTS, make_workdir, run_snakemake
+
+from behaviorflow.config import AnonymizationSettings, DatasetSettings, SplitSettings
+from behaviorflow.data.anonymize import anonymize
+from behaviorflow.data.ingest import ingest
+from behaviorflow.data.profiles import build_profiles
+from behaviorflow.data.splits import split_users
+from behaviorflow.reporting.leakscan import scan_paths, secrets_from_csv
 
 KEY = "tokyo-test-key-0123456789abcdef"
 
@@ -22,21 +22,21 @@ KEY = "tokyo-test-key-0123456789abcdef"
 def tokyo_chain(tmp_path_factory, tokyo_csv):
     out = tmp_path_factory.mktemp("tokyo")
     ds = DatasetSettings(name="tokyo", format="checkins_csv", path=str(tokyo_csv), vocabulary=tuple(TOKYO_INTENTS))
-    ingest = ingest_dataset(ds, tokyo_csv, out / "interim/events.parquet", out / "interim/rejects.csv",
-                            out / "interim/report.json", out / "interim/attrs.parquet")
+    ingested = ingest(ds, tokyo_csv, out / "interim/events.parquet", out / "interim/rejects.csv",
+                      out / "interim/report.json", out / "interim/attrs.parquet")
     os.environ["BF_TOKYO_KEY"] = KEY
     try:
-        anon = anonymize_dataset(out / "interim/events.parquet", out / "interim/attrs.parquet",
-                                 out / "processed/events.parquet", out / "processed/profiles_input.parquet",
-                                 out / "processed/anonymization_report.json",
-                                 AnonymizationSettings(key_env="BF_TOKYO_KEY", rotation_months=3), "checkins_csv")
+        anon = anonymize(out / "interim/events.parquet", out / "interim/attrs.parquet",
+                         out / "processed/events.parquet", out / "processed/profiles_input.parquet",
+                         out / "processed/anonymization_report.json",
+                         AnonymizationSettings(key_env="BF_TOKYO_KEY", rotation_months=3), "checkins_csv")
     finally:
         del os.environ["BF_TOKYO_KEY"]
-    split_events(out / "processed/events.parquet", out / "processed/split.parquet", out / "processed/split.json",
-                 SplitSettings())
+    split_users(out / "processed/events.parquet", out / "processed/split.parquet", out / "processed/split.json",
+                SplitSettings())
     profiles = build_profiles(out / "processed/split.parquet", out / "processed/profiles_input.parquet",
                               out / "processed/profiles.parquet")
-    return out, ingest, anon, profiles
+    return out, ingested, anon, profiles
 
 
 def test_tokyo_counts(tokyo_chain, tokyo_csv):

@@ -12,11 +12,16 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, child_env, run_snakemake
 from nbformat.v4 import new_code_cell, new_notebook
 
-from behaviorflow import figures as F
-from behaviorflow.reports import SecretInReport, check_no_secrets, embedded_images, render_notebook
-from conftest import REPO, child_env, run_snakemake
+from behaviorflow.reporting import figures as F
+from behaviorflow.reporting.reports import (
+    SecretInReport,
+    check_no_secrets,
+    embedded_images,
+    render_notebook,
+)
 
 PAGES = {  # report page -> figures it must embed
     "tiny_data_overview": 2,
@@ -131,7 +136,7 @@ def test_reports_embed_their_figures_hold_no_secret_and_rerun_identically(tiny_r
         data = (tiny_run / path).read_bytes()
         assert all(v.encode() not in data for v in env.values()), path
     # the same check from the command line, as the README gives it
-    proc = subprocess.run([sys.executable, "-m", "behaviorflow.reports"], cwd=tiny_run, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "behaviorflow.reporting.reports"], cwd=tiny_run, capture_output=True,
                           text=True, env=child_env(env))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reports/tiny_fidelity_privacy.html: 2 embedded figure(s), no secret" in proc.stdout

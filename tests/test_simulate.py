@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from behaviorflow.config import SimulationSettings
-from behaviorflow.simulate import BEHAVIORS, LOG_COLUMNS, simulate_raw_logs, simulate_users
+from behaviorflow.data.simulate import (
+    BEHAVIORS,
+    LOG_COLUMNS,
+    simulate_raw_logs,
+    simulate_users,
+)
 
 
 @pytest.fixture(scope="module")

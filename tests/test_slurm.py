@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import TINY_CONFIG, child_env, make_workdir
 from slurm_cluster import Cluster, install, job_records, missing_binaries
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from behaviorflow.config import SplitSettings
-from behaviorflow.events import format_event, parse_event
-from behaviorflow.profiles import build_profiles, entropy_bits
-from behaviorflow.splits import assign_users, split_events
+from behaviorflow.data.events import format_event, parse_event
+from behaviorflow.data.profiles import build_profiles, entropy_bits
+from behaviorflow.data.splits import assign_users, split_users
 
 
 def processed(path, n_users=50, per_user=80, seed=0):
@@ -35,7 +35,7 @@ def test_assignment_ratios_and_seed():
 def test_split_parts_are_chronological_and_complete(tmp_path):
     src = processed(tmp_path / "ev.parquet")
     settings = SplitSettings(support_events=30, min_query_events=10, min_user_events=20, seed=1)
-    report = split_events(tmp_path / "ev.parquet", tmp_path / "split.parquet", tmp_path / "r.json", settings)
+    report = split_users(tmp_path / "ev.parquet", tmp_path / "split.parquet", tmp_path / "r.json", settings)
     split = pd.read_parquet(tmp_path / "split.parquet")
     assert len(split) == len(src) == report["events"]
     assert report["users_by_split"]["excluded"] == 5
@@ -50,7 +50,7 @@ def test_split_parts_are_chronological_and_complete(tmp_path):
 def test_support_shrinks_to_leave_query_events(tmp_path):
     processed(tmp_path / "ev.parquet", n_users=20, per_user=35)
     settings = SplitSettings(support_events=100, min_query_events=10, min_user_events=20, seed=1)
-    split_events(tmp_path / "ev.parquet", tmp_path / "split.parquet", tmp_path / "r.json", settings)
+    split_users(tmp_path / "ev.parquet", tmp_path / "split.parquet", tmp_path / "r.json", settings)
     split = pd.read_parquet(tmp_path / "split.parquet")
     parts = split[split.split.isin(["val", "test"])].groupby(["user_id", "part"]).size().unstack()
     assert (parts["support"] == 25).all() and (parts["query"] == 10).all()
@@ -91,6 +91,29 @@ def test_profiles_traits_and_no_query_leak(tmp_path):
     assert prof["behavior_entropy"] == pytest.approx(entropy_bits([15, 7, 6]), abs=1e-4)
     assert "gaming" not in prof["summary"] and "age <40" in prof["summary"] and "gender" not in prof["summary"]
     assert "Home zone z2; work zone z1." in prof["summary"]
+
+
+def test_tied_home_and_work_zones_are_broken_by_zone_name_on_every_run(tmp_path):
+    """Users whose nights and work hours split evenly between two zones: the lower zone name wins,
+    whatever order the rows come in and however many threads aggregate them."""
+    rows = []
+    day = pd.Timestamp("2024-03-04")  # Monday
+    for u in range(300):
+        for zone in ("z7", "z3"):  # the later name first in the file
+            rows.append((f"u{u:03d}", day + pd.Timedelta(hours=23), zone, "music"))
+            rows.append((f"u{u:03d}", day + pd.Timedelta(days=1, hours=23), zone, "music"))
+        for zone in ("z9", "z5"):
+            rows.append((f"u{u:03d}", day + pd.Timedelta(hours=10), zone, "email"))
+    df = pd.DataFrame(rows, columns=["user_id", "ts", "location", "behavior"])
+    df["weekday"], df["slot"] = df.ts.dt.day_of_week, df.ts.dt.hour * 60
+    df["split"], df["part"], df["event_idx"] = "train", "train", range(len(df))
+    df.to_parquet(tmp_path / "split.parquet")
+    pd.DataFrame({"user_id": sorted(set(df.user_id)), "epoch": 0}).to_parquet(tmp_path / "pin.parquet")
+    runs = [build_profiles(tmp_path / "split.parquet", tmp_path / "pin.parquet", tmp_path / f"p{i}.parquet")
+            for i in range(3)]
+    for prof in runs:
+        assert set(prof["home_zone"]) == {"z3"} and set(prof["work_zone"]) == {"z5"}
+    assert (tmp_path / "p0.parquet").read_bytes() == (tmp_path / "p2.parquet").read_bytes()
 
 
 def test_event_text_form_round_trip():

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from behaviorflow.validation import fidelity_rows, holdout_users, privacy_rows
+from behaviorflow.validation.fidelity import fidelity_rows
+from behaviorflow.validation.privacy import holdout_users, privacy_rows
 
 VARIANTS = {"full", "no_role", "no_profile", "no_format", "no_segment"}
 

@@ -4,15 +4,16 @@ import copy
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO, TINY_CONFIG, child_env, make_workdir, run_snakemake
 
-from behaviorflow.leakscan import scan_paths, secrets_from_csv
-from conftest import TINY_CONFIG, child_env, make_workdir, run_snakemake
+from behaviorflow.reporting.leakscan import scan_paths, secrets_from_csv
 
 
 def read_json(path):
@@ -73,8 +74,8 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     changed["anonymization"]["top_zones"] = 5
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
-    downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "table", "all",
-                  "generate_ablation", "validate_synthetic", "validation_report", "table4", "manifest",
+    downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "scenario_table", "all",
+                  "generate_ablation", "validate_synthetic", "validation_report", "ablation_table", "write_manifest",
                   "data_overview_report", "fidelity_privacy_report", "table_report"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
@@ -83,6 +84,33 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     changed["split"]["seed"] = 100
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     assert _planned_jobs(run_snakemake(work, "-n")) == {"split_users", "build_profiles"} | downstream
+
+
+def test_editing_library_code_reruns_exactly_the_rules_that_run_it(tmp_path):
+    """A rule's params carry the version of the library code it runs: an edited predictor module
+    reruns the predictor jobs and what depends on them, and nothing else; an edited validation
+    module reruns no predictor job."""
+    work = make_workdir(tmp_path, TINY_CONFIG)
+    shutil.copytree(REPO / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {"PYTHONPATH": str(work / "src")}  # the workflow imports this copy of the library
+    run_snakemake(work, env=env)
+    assert "Nothing to be done" in run_snakemake(work, "-n", env=env).stdout
+    models = work / "src/behaviorflow/predictors/models.py"
+    models.write_text(models.read_text() + "\n# an edit\n")
+    assert _planned_jobs(run_snakemake(work, "-n", env=env)) == {
+        "pretrain_predictor", "finetune_predictor", "scenario_table", "table_report", "write_manifest", "all"}
+    models.write_text(models.read_text().removesuffix("\n# an edit\n"))  # back: nothing to do again
+    assert "Nothing to be done" in run_snakemake(work, "-n", env=env).stdout
+    privacy = work / "src/behaviorflow/validation/privacy.py"
+    privacy.write_text(privacy.read_text() + "\n# an edit\n")
+    assert _planned_jobs(run_snakemake(work, "-n", env=env)) == {  # table 4 is built from the validation parts
+        "validate_synthetic", "validation_report", "fidelity_privacy_report", "ablation_table", "table_report",
+        "write_manifest", "all"}
+    figures = work / "src/behaviorflow/reporting/figures.py"  # imported by the report notebooks only
+    figures.write_text(figures.read_text() + "\n# an edit\n")
+    planned = _planned_jobs(run_snakemake(work, "-n", env=env))
+    assert {"data_overview_report", "fidelity_privacy_report", "table_report"} <= planned
+    assert not planned & {"pretrain_predictor", "finetune_predictor", "scenario_table", "ingest"}
 
 
 def test_invalid_configs_fail_before_any_job(tmp_path):
@@ -132,7 +160,7 @@ def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
 def test_deleting_only_table3_rebuilds_only_table3(tiny_run):
     (tiny_run / "results/table3.csv").unlink()
     proc = run_snakemake(tiny_run, "-n")
-    assert _planned_jobs(proc) == {"table", "table_report", "manifest", "all"}
+    assert _planned_jobs(proc) == {"scenario_table", "table_report", "write_manifest", "all"}
     assert _job_counts(proc)["table_report"] == "1"  # only table 3's report
     run_snakemake(tiny_run)
     assert (tiny_run / "results/table3.csv").is_file()

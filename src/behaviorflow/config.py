@@ -1,52 +1,151 @@
-"""Typed settings built from the validated config, and the checks a JSON schema cannot express."""
+"""Typed settings built from the validated config, and the checks a JSON schema cannot express.
+
+Defaults have one source, the config schema (`workflow/schemas/config.schema.yaml`): every
+settings class takes its field defaults from the schema at import (`from_schema`), and fails at
+import if its fields and the schema's properties drift apart.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 FORMATS = ("simulated", "checkins_csv", "foursquare_tsmc2014", "generic")
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+@functools.cache
+def load_schema() -> dict:
+    """The config schema (the workflow validates against the same file)."""
+    import yaml
+
+    if not SCHEMA_PATH.is_file():
+        raise FileNotFoundError(f"config schema missing at {SCHEMA_PATH}: install behaviorflow from its checkout "
+                                "(pip install -e .)")
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def schema_node(pointer: str) -> dict:
+    """The schema object at `pointer` ('properties/split', '$defs/tuning'), `$ref`s followed."""
+    node = load_schema()
+    for part in pointer.strip("/").split("/"):
+        node = node[part]
+        while "$ref" in node:
+            node = schema_node(node["$ref"].removeprefix("#/"))
+    return node
+
+
+def schema_defaults(pointer: str) -> dict:
+    """The defaults of the object at `pointer`, nested objects filled recursively."""
+    out = {}
+    for key, sub in schema_node(pointer).get("properties", {}).items():
+        if "default" in sub:
+            out[key] = sub["default"]
+        sub = schema_node(f"{pointer}/properties/{key}")
+        if sub.get("type") == "object" and "properties" in sub:
+            out[key] = {**schema_defaults(f"{pointer}/properties/{key}"), **(out.get(key) or {})}
+    return out
+
+
+def with_defaults(section: dict | None, pointer: str) -> dict:
+    """`section` over the schema's defaults for `pointer` (nested objects merged key by key)."""
+    merged = schema_defaults(pointer)
+    for key, value in (section or {}).items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def _field_default(value):
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return field(default_factory=lambda: dict(value))
+    return value
+
+
+def from_schema(pointer: str, local: tuple[str, ...] = (), **other: str):
+    """Class decorator (put it under `@dataclass`): field defaults from the schema object at
+    `pointer`; `other` names fields whose default sits elsewhere (field=pointer of that property),
+    `local` fields the config does not hold. Fails when any other field is not in the schema, so
+    code and schema cannot drift."""
+
+    def wrap(cls):
+        defaults = schema_defaults(pointer)
+        props = schema_node(pointer).get("properties", {})
+        for name in cls.__annotations__:
+            if isinstance(cls.__dict__.get(name), dataclasses.Field):
+                continue  # an explicit field(default_factory=...) (nested settings)
+            if name in local:
+                continue
+            if name in other:
+                value = schema_node(other[name]).get("default", dataclasses.MISSING)
+            elif name in props:
+                value = defaults.get(name, dataclasses.MISSING)
+            else:
+                raise TypeError(f"{cls.__name__}.{name} is not a property of the config schema at {pointer}")
+            if value is not dataclasses.MISSING:
+                setattr(cls, name, _field_default(value))
+        cls.SCHEMA_POINTER, cls.SCHEMA_LOCAL = pointer, tuple(local)
+        return cls
+
+    return wrap
+
+
+def as_settings(cls, value):
+    """`value` as settings of class `cls`: kept when it is one already, built from a dict (as a rule's
+    params hold it: lists where the settings hold tuples) otherwise."""
+    if isinstance(value, cls):
+        return value
+    tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
+    return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in dict(value).items()})
+
+
 @dataclass(frozen=True)
+@from_schema("$defs/simulation")
 class SimulationSettings:
-    n_users: int = 120
-    weeks: int = 8
-    start_date: str = "2024-03-04"
-    events_per_day: float = 6.0
-    fault_rate: float = 0.004
-    seed: int = 7
+    n_users: int
+    weeks: int
+    start_date: str
+    events_per_day: float
+    fault_rate: float
+    seed: int
 
 
 @dataclass(frozen=True)
+@from_schema("$defs/anonymization", slot_minutes="properties/slot_minutes")
 class AnonymizationSettings:
-    key_env: str = "BEHAVIORFLOW_PSEUDONYM_KEY"
-    allow_fixed_key: bool = False
-    rotation_months: int = 3
-    top_zones: int = 10
-    k: int = 5
-    max_suppression: float = 0.05
-    quasi_identifiers: tuple[str, ...] = ("age", "education", "gender", "consumption", "occupation")
-    slot_minutes: int = 30
+    key_env: str
+    allow_fixed_key: bool
+    rotation_months: int
+    top_zones: int
+    k: int
+    max_suppression: float
+    quasi_identifiers: tuple[str, ...]
+    slot_minutes: int
 
 
 @dataclass(frozen=True)
+@from_schema("properties/split")
 class SplitSettings:
-    train: float = 0.8
-    val: float = 0.1
-    test: float = 0.1
-    support_events: int = 100
-    min_query_events: int = 20
-    min_user_events: int = 30
-    seed: int = 11
+    train: float
+    val: float
+    test: float
+    support_events: int
+    min_query_events: int
+    min_user_events: int
+    seed: int
 
 
 @dataclass(frozen=True)
+@from_schema("$defs/dataset", local=("name",), slot_minutes="properties/slot_minutes")
 class DatasetSettings:
     """One entry of `datasets:` with everything ingestion needs."""
 
@@ -54,12 +153,12 @@ class DatasetSettings:
     format: str
     path: str | None = None
     attributes_path: str | None = None
-    label_column: str = "intent"
+    label_column: str = None  # from the schema
     vocabulary: tuple[str, ...] | None = None
     columns: dict[str, str] = field(default_factory=dict)
     delimiter: str | None = None
-    timestamp_format: str = "%Y-%m-%d %H:%M:%S"
-    slot_minutes: int = 30
+    timestamp_format: str = None  # from the schema
+    slot_minutes: int = None  # from the schema
 
 
 def _read_vocabulary(value, key: str) -> tuple[str, ...] | None:
@@ -83,20 +182,20 @@ def dataset_settings(config: dict, name: str) -> DatasetSettings:
     fmt = raw["format"]
     vocabulary = _read_vocabulary(raw.get("vocabulary"), f"datasets.{name}.vocabulary")
     if fmt == "simulated" and vocabulary is None:
-        from behaviorflow.simulate import BEHAVIORS
+        from behaviorflow.data.layouts import EVENT_TYPES
 
-        vocabulary = tuple(b.name for b in BEHAVIORS)
+        vocabulary = EVENT_TYPES
     return DatasetSettings(
         name=name,
         format=fmt,
         path=raw.get("path"),
         attributes_path=raw.get("attributes_path"),
-        label_column=raw.get("label_column", "intent"),
+        label_column=raw.get("label_column", DatasetSettings.label_column),
         vocabulary=vocabulary,
         columns=dict(raw.get("columns") or {}),
         delimiter=raw.get("delimiter"),
-        timestamp_format=raw.get("timestamp_format", "%Y-%m-%d %H:%M:%S"),
-        slot_minutes=config.get("slot_minutes", 30),
+        timestamp_format=raw.get("timestamp_format", DatasetSettings.timestamp_format),
+        slot_minutes=config.get("slot_minutes", DatasetSettings.slot_minutes),
     )
 
 
@@ -117,14 +216,16 @@ def anonymization_settings(config: dict, name: str) -> AnonymizationSettings:
         ok = isinstance(value, want) or (want is float and isinstance(value, int))
         if not ok or (want is int and isinstance(value, bool)):
             raise ConfigError(f"datasets.{name}.anonymization.{key}: {value!r} is not of type '{want.__name__}'")
-    return AnonymizationSettings(**merged, slot_minutes=config.get("slot_minutes", 30))
+    return AnonymizationSettings(**merged, slot_minutes=config.get("slot_minutes", AnonymizationSettings.slot_minutes))
 
 
 def simulation_settings(config: dict, name: str) -> SimulationSettings:
+    """The simulator's settings of dataset `name` (schema defaults for keys left out)."""
     return SimulationSettings(**(config["datasets"][name].get("simulation") or {}))
 
 
 def split_settings(config: dict) -> SplitSettings:
+    """The user split's settings (schema defaults for keys left out)."""
     return SplitSettings(**(config.get("split") or {}))
 
 

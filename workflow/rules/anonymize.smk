@@ -20,6 +20,7 @@ rule anonymize:
         mem_mb=4000,
         runtime=60,
     params:
+        code=library_code("anonymize"),
         settings=get_anonymization_settings,
         dataset_format=get_dataset_format,
     script:

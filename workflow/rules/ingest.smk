@@ -20,6 +20,7 @@ rule ingest:
         mem_mb=4000,
         runtime=60,
     params:
+        code=library_code("ingest"),
         settings=get_dataset_settings,
     script:
         "../scripts/ingest.py"

@@ -26,6 +26,7 @@ rule pretrain_predictor:
         runtime=config["predictors"]["runtime"],
         gpu=config["resources"]["gpu"],
     params:
+        code=library_code("pretrain_predictor"),
         settings=PRETRAIN_PARAMS,
         slot_minutes=config["slot_minutes"],
     script:
@@ -53,33 +54,8 @@ rule finetune_predictor:
         runtime=config["predictors"]["runtime"],
         gpu=config["resources"]["gpu"],
     params:
+        code=library_code("finetune_predictor"),
         settings=FINETUNE_PARAMS,
         slot_minutes=config["slot_minutes"],
     script:
         "../scripts/finetune_predictor.py"
-
-
-rule table:
-    input:
-        unpack(get_table_inputs),
-    output:
-        table=report(
-            "results/{table}.csv",
-            caption="../report/table.rst",
-            category="Tables",
-            subcategory="{table}",
-        ),
-        summary="results/{table}_summary.csv",
-        page="results/{table}.md",
-        provenance="results/{table}.provenance.json",
-    log:
-        "logs/{table}.log",
-    wildcard_constraints:
-        table="table1|table2|table3",
-    conda:
-        "../envs/behaviorflow.yaml"
-    params:
-        config=RESULT_CONFIG,
-        seeds=config["predictors"]["seeds"],
-    script:
-        "../scripts/make_table.py"

@@ -15,5 +15,7 @@ rule build_profiles:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        code=library_code("build_profiles"),
     script:
         "../scripts/build_profiles.py"

@@ -31,10 +31,11 @@ rule data_overview_report:
     conda:
         "../envs/behaviorflow.yaml"
     params:
+        code=library_code("data_overview_report", "data_overview"),
         labels=get_report_labels,
         secret_envs=KEY_ENVS,
     script:
-        "../scripts/render_report.py"
+        "../scripts/data_overview_report.py"
 
 
 rule fidelity_privacy_report:
@@ -60,10 +61,11 @@ rule fidelity_privacy_report:
     conda:
         "../envs/behaviorflow.yaml"
     params:
+        code=library_code("fidelity_privacy_report", "fidelity_privacy"),
         labels=get_report_labels,
         secret_envs=KEY_ENVS,
     script:
-        "../scripts/render_report.py"
+        "../scripts/fidelity_privacy_report.py"
 
 
 rule table_report:
@@ -88,7 +90,8 @@ rule table_report:
     conda:
         "../envs/behaviorflow.yaml"
     params:
+        code=library_code("table_report", "results_table"),
         labels=get_report_labels,
         secret_envs=KEY_ENVS,
     script:
-        "../scripts/render_report.py"
+        "../scripts/table_report.py"

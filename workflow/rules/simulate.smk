@@ -1,4 +1,4 @@
-# The embedded default dataset: a SIMULATED phone-log population (see behaviorflow.simulate).
+# The embedded default dataset: a SIMULATED phone-log population (see behaviorflow.data.simulate).
 
 
 rule simulate_raw_logs:
@@ -16,6 +16,7 @@ rule simulate_raw_logs:
         mem_mb=2000,
         runtime=30,
     params:
+        code=library_code("simulate_raw_logs"),
         settings=get_simulation_settings,
     script:
         "../scripts/simulate_raw_logs.py"

@@ -16,6 +16,7 @@ rule split_users:
         mem_mb=2000,
         runtime=30,
     params:
+        code=library_code("split_users"),
         settings=get_split_settings,
     script:
         "../scripts/split_users.py"

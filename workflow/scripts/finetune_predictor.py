@@ -1,10 +1,12 @@
 """Rule finetune_predictor: per-test-user fine-tuning for tables 2 and 3 (all settings, one seed)."""
 
+from behaviorflow.predictors.scenarios import finetune_predictor
 from behaviorflow.runlog import log_to
-from behaviorflow.scenarios import run_finetune
 
 log_to(snakemake.log[0])
-personal = {k.removeprefix("personal_"): v for k, v in snakemake.input.items() if k.startswith("personal_")}
-run_finetune(snakemake.input.model, snakemake.input.split, personal, dict(snakemake.output.items()),
-             snakemake.wildcards.dataset, snakemake.wildcards.model, int(snakemake.wildcards.seed),
-             snakemake.params.settings, snakemake.params.slot_minutes, snakemake.threads)
+finetune_predictor(model_path=snakemake.input.model, split_path=snakemake.input.split,
+                   personal_paths={k.removeprefix("personal_"): v for k, v in snakemake.input.items() if
+                   k.startswith("personal_")}, outputs=dict(snakemake.output.items()),
+                   dataset=snakemake.wildcards.dataset, model=snakemake.wildcards.model,
+                   seed=int(snakemake.wildcards.seed), cfg=snakemake.params.settings,
+                   slot_minutes=snakemake.params.slot_minutes, threads=snakemake.threads)

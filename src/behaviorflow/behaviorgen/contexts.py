@@ -1,0 +1,57 @@
+"""Who BehaviorGen and the Markov baseline generate for: source users, what they may see, the vocabularies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+def next_monday(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=7 - day.weekday())
+
+
+@dataclass
+class UserContext:
+    """Everything a generator needs about one source user."""
+
+    user_id: str
+    synthetic_id: str
+    profile_text: str
+    events: pd.DataFrame  # visible events (train: all; val/test: support), ts-sorted
+    start: dt.date  # first Monday to generate
+
+
+def user_contexts(split: pd.DataFrame, profiles: pd.DataFrame, population_users: int, seed: int,
+                  personal_splits: tuple[str, ...] = ("val", "test")):
+    """Source users for population (a seeded sample of train users) and personal (every user of
+    `personal_splits`)."""
+    visible = split[split["part"].isin(["train", "support"])].sort_values(["user_id", "event_idx"])
+    by_user = dict(tuple(visible.groupby("user_id")))
+    summary = profiles.set_index("user_id")["summary"].to_dict()
+    train = sorted(profiles.loc[profiles["split"] == "train", "user_id"])
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(train, size=min(population_users, len(train)), replace=False)) if train else []
+
+    def ctx(uid, synthetic_id):
+        ev = by_user[uid]
+        return UserContext(uid, synthetic_id, summary[uid], ev, next_monday(ev["ts"].max().date()))
+
+    population = [ctx(u, f"syn-{u}") for u in chosen]
+    personal = [ctx(u, u) for u in sorted(profiles.loc[profiles["split"].isin(list(personal_splits)), "user_id"])]
+    return population, personal
+
+
+def max_events_per_day(split: pd.DataFrame) -> int:
+    """The most events any visible user-day has: the grammar's cap on a generated day."""
+    visible = split[split["part"].isin(["train", "support"])]
+    return int(visible.groupby(["user_id", visible["ts"].dt.date]).size().max())
+
+
+def vocabularies(split: pd.DataFrame, top_zones: int) -> tuple[list[str], list[str]]:
+    """Zones z1..zN, z_other and the behaviours seen in the visible events."""
+    zones = [f"z{i}" for i in range(1, top_zones + 1)] + ["z_other"]
+    visible = split[split["part"].isin(["train", "support"])]
+    return zones, sorted(visible["behavior"].unique())

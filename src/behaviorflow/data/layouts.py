@@ -1,0 +1,148 @@
+"""The raw formats ingestion reads: each format's columns and their map onto the canonical schema,
+the simulated phone log's layout (which the simulator writes), and the checks that a file is
+readable and has the columns it needs, before anything is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from behaviorflow.config import DatasetSettings
+from behaviorflow.duck import sql_str
+
+REQUIRED = ("user_id", "ts", "location", "behavior")
+# The simulated phone log, written by `data.simulate` (which checks its behaviour table against
+# EVENT_TYPES at import) and read here.
+LOG_COLUMNS = ("device_id", "account_id", "event_time", "latitude", "longitude", "cell_id", "event")
+ACCOUNT_COLUMNS = ("account_id", "device_id", "age", "gender", "education", "occupation", "consumption")
+# The log's event types: the simulated dataset's behaviour vocabulary (the simulator checks its
+# behaviour table against this at import).
+EVENT_TYPES = (
+    "messaging", "short_video", "social_media", "web_browsing", "music", "video_streaming", "news",
+    "mobile_payment", "navigation", "phone_call", "email", "gaming", "online_shopping", "weather", "alarm_clock",
+    "camera", "food_delivery", "reading", "calendar", "ride_hailing", "photo_gallery", "fitness_tracking",
+    "banking", "podcast", "live_streaming", "stock_trading", "ticket_booking", "sports_scores", "travel_booking",
+    "language_learning", "online_course", "job_search", "smart_home", "health_consult", "dating", "meditation",
+    "lottery",
+)
+TSMC_COLUMNS = ("user_id", "venue_id", "venue_category_id", "venue_category", "latitude", "longitude",
+                "timezone_offset", "utc_time")
+TSMC_TIME_FORMAT = "%a %b %d %H:%M:%S +0000 %Y"
+CHECKINS_COLUMNS = ("user_id", "timestamp", "venue_id", "venue_category", "top_category", "intent", "split")
+
+
+class IngestError(RuntimeError):
+    """A raw input that cannot be ingested at all; the message names the file and the fix."""
+
+
+@dataclass
+class SourceLayout:
+    """How one raw file maps onto the canonical schema."""
+
+    path: Path
+    header: bool
+    delimiter: str
+    source_columns: tuple[str, ...]  # in file order
+    # canonical name -> source column (ts, location, ... ) ; lat/lon/category optional
+    mapping: dict[str, str]
+    timestamp_format: str
+    tz_offset_column: str | None = None
+    is_parquet: bool = False
+
+
+def open_raw(path: Path):
+    """Binary handle that transparently decompresses .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def first_line(path: Path) -> bytes:
+    try:
+        with open_raw(path) as fh:
+            return fh.readline()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file ({exc}); check that it exists, is readable and, "
+                          "if it ends in .gz, is a valid gzip file") from exc
+
+
+def check_readable(path: Path) -> None:
+    if not path.exists():
+        raise IngestError(f"{path}: file not found; fix the dataset's 'path' in the config")
+    if path.is_dir():
+        raise IngestError(f"{path}: is a directory, not a file; point the dataset's 'path' at the raw log file")
+    if not os.access(path, os.R_OK):
+        raise IngestError(f"{path}: file is not readable (permission denied); fix its permissions")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: file is empty (0 bytes); supply the raw log or remove the dataset")
+
+
+def _detect_delimiter(path: Path, configured: str | None) -> str:
+    if configured:
+        return configured
+    name = path.name.removesuffix(".gz")
+    return "\t" if name.endswith((".tsv", ".tab", ".txt")) else ","
+
+
+def layout_for(ds: DatasetSettings, path: Path | None = None) -> SourceLayout:
+    """The source layout of dataset `ds` (its main file unless `path` is given)."""
+    path = Path(path or ds.path)
+    check_readable(path)
+    if ds.format == "simulated":
+        return SourceLayout(path, True, ",", LOG_COLUMNS,
+                            {"user_id": "account_id", "ts": "event_time", "location": "cell_id",
+                             "behavior": "event", "lat": "latitude", "lon": "longitude"},
+                            "%Y-%m-%d %H:%M:%S")
+    if ds.format == "checkins_csv":
+        return SourceLayout(path, True, ",", CHECKINS_COLUMNS,
+                            {"user_id": "user_id", "ts": "timestamp", "location": "venue_id",
+                             "behavior": ds.label_column, "category": "venue_category"},
+                            ds.timestamp_format)
+    if ds.format == "foursquare_tsmc2014":
+        return SourceLayout(path, False, "\t", TSMC_COLUMNS,
+                            {"user_id": "user_id", "ts": "utc_time", "location": "venue_id",
+                             "behavior": "venue_category", "lat": "latitude", "lon": "longitude",
+                             "category": "venue_category_id"},
+                            TSMC_TIME_FORMAT, tz_offset_column="timezone_offset")
+    if ds.format == "generic":
+        mapping = {("ts" if k == "timestamp" else k): v for k, v in ds.columns.items()}
+        name = path.name.removesuffix(".gz")
+        if name.endswith(".parquet"):
+            try:
+                cols = tuple(duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").df()["column_name"])
+            except duckdb.Error as exc:
+                raise IngestError(f"{path}: not a readable Parquet file ({exc})") from exc
+            return SourceLayout(path, True, "", cols, mapping, ds.timestamp_format, is_parquet=True)
+        delimiter = _detect_delimiter(path, ds.delimiter)
+        header = first_line(path).decode("utf-8", errors="replace").rstrip("\r\n")
+        cols = tuple(next(csv.reader([header], delimiter=delimiter)))
+        return SourceLayout(path, True, delimiter, cols, mapping, ds.timestamp_format)
+    raise IngestError(f"unknown format '{ds.format}'")
+
+
+def check_header(layout: SourceLayout, ds: DatasetSettings) -> None:
+    """Missing required columns fail before anything is read."""
+    if not layout.header or layout.is_parquet:
+        actual = layout.source_columns
+    else:
+        first = first_line(layout.path)
+        if not first.strip():
+            raise IngestError(f"{layout.path}: the first line is empty; the file needs a header line "
+                              f"({layout.delimiter.join(layout.source_columns)})")
+        text = first.decode("utf-8", errors="replace").rstrip("\r\n")
+        actual = tuple(next(csv.reader([text], delimiter=layout.delimiter)))
+    needed = [layout.mapping[c] for c in (*REQUIRED, "lat", "lon", "category") if c in layout.mapping]
+    if layout.tz_offset_column:
+        needed.append(layout.tz_offset_column)
+    missing = [c for c in needed if c not in actual]
+    if missing:
+        fix = (f"map them with datasets.{ds.name}.columns" if ds.format == "generic"
+               else f"the '{ds.format}' format expects the header {','.join(layout.source_columns)}")
+        raise IngestError(f"{layout.path}: required column(s) {missing} missing from the header "
+                          f"{list(actual)}; {fix}")
+    if layout.header and not layout.is_parquet and actual != layout.source_columns:
+        layout.source_columns = actual  # generic files may carry extra columns

@@ -1,0 +1,117 @@
+"""Local causal LMs for inference: the transformers backend (batched, seeded, optionally with a LoRA
+adapter and grammar-constrained), a model's identity for the call cache, and device choice."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from behaviorflow.lm.backends import BackendError, Completion, Sampling
+from behaviorflow.provenance import sha256_file
+
+log = logging.getLogger(__name__)
+# Models come from local directories only: never wait on (or reach) a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def model_identity(model_dir: str | Path, adapter_dir: str | Path | None = None) -> dict:
+    """What the cache key needs to know about a local model: weights and adapter checksums."""
+    model_dir = Path(model_dir)
+    weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+    ident = {"backend": "transformers", "model": model_dir.name,
+             "model_sha256": hashlib.sha256("".join(sha256_file(w) for w in weights).encode()).hexdigest()}
+    if adapter_dir:
+        adapter_weights = sorted(Path(adapter_dir).glob("adapter_model.*"))
+        ident["adapter_sha256"] = sha256_file(adapter_weights[0]) if adapter_weights else "missing"
+    return ident
+
+
+def pick_device(prefer: str = "auto") -> str:
+    import torch
+
+    if prefer != "auto":
+        return prefer
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TransformersBackend:
+    """A local causal LM (optionally with a LoRA adapter) generating in left-padded batches."""
+
+    name = "transformers"
+
+    def __init__(self, model_dir: str | Path, adapter_dir: str | Path | None = None, device: str = "auto",
+                 threads: int | None = None, dtype: str = "float32"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = pick_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so generation continues the prompt
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        if adapter_dir:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        # merged in float32, then cast: bfloat16 halves the weight traffic that bounds decoding
+        self.model = model.to(self.device, dtype=getattr(torch, dtype)).eval()
+        self._identity = {**model_identity(model_dir, adapter_dir), "dtype": dtype}
+
+    def identity(self) -> dict:
+        return self._identity
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"]
+
+    def complete_batch(self, requests):
+        """One generate() per distinct sampling setting; the batch's RNG is seeded from its seeds."""
+        import torch
+
+        out: list = [None] * len(requests)
+        groups: dict[Sampling, list[int]] = {}
+        for i, (_, sampling, _) in enumerate(requests):
+            groups.setdefault(sampling, []).append(i)
+        for sampling, idx in groups.items():
+            try:
+                prompts = [self.prompt_ids(requests[i][0]) for i in idx]
+                batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
+                seed = int(hashlib.sha256(",".join(str(requests[i][2]) for i in idx).encode()).hexdigest()[:8], 16)
+                torch.manual_seed(seed)
+                processors = None
+                if sampling.grammar is not None:
+                    from transformers import LogitsProcessorList
+
+                    from behaviorflow.lm.grammar import EventLogitsProcessor
+
+                    processors = LogitsProcessorList([EventLogitsProcessor(
+                        sampling.grammar, self.tokenizer, batch["input_ids"].shape[1], sampling.max_new_tokens)])
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    gen = self.model.generate(**batch, do_sample=sampling.temperature > 0,
+                                              temperature=sampling.temperature or None,
+                                              top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
+                                              pad_token_id=self.tokenizer.pad_token_id,
+                                              logits_processor=processors)
+                latency = (time.perf_counter() - t0) / len(idx)
+            except (RuntimeError, ValueError) as exc:  # e.g. out of memory: no completion, nothing cached
+                for i in idx:
+                    out[i] = BackendError(f"{type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            width = batch["input_ids"].shape[1]
+            for row, i in enumerate(idx):
+                new = gen[row, width:]
+                eos = self.tokenizer.eos_token_id
+                ended = bool((new == eos).any()) or bool((new == self.tokenizer.pad_token_id).any())
+                n_new = int((new != self.tokenizer.pad_token_id).sum())
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                out[i] = Completion(text=text, prompt_tokens=len(prompts[row]), completion_tokens=n_new,
+                                    latency_s=latency, model=self._identity["model"],
+                                    finish_reason="stop" if ended or n_new < sampling.max_new_tokens else "length")
+        return out

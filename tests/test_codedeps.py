@@ -1,0 +1,40 @@
+"""Which library modules a rule runs (its code version): followed through imports, nothing else."""
+
+import json
+
+from behaviorflow.codedeps import code_version, library_modules
+from conftest import REPO
+
+
+def test_modules_are_followed_through_imports_inside_functions(tmp_path):
+    script = tmp_path / "rule.py"
+    script.write_text("from behaviorflow.predictors.scenarios import pretrain_predictor\n")
+    modules = library_modules(script)
+    # scenarios imports models and sequences at the top and atomic inside a function
+    assert {"behaviorflow.predictors.scenarios", "behaviorflow.predictors.models", "behaviorflow.predictors.sequences",
+            "behaviorflow.atomic", "behaviorflow.config"} <= set(modules)
+    assert not any(m.startswith(("behaviorflow.behaviorgen", "behaviorflow.lm", "behaviorflow.validation"))
+                   for m in modules)
+
+
+def test_a_notebooks_code_cells_count_and_its_magics_do_not_break_parsing(tmp_path):
+    nb = tmp_path / "report.ipynb"
+    cells = [{"cell_type": "markdown", "source": ["from behaviorflow.lm import tuning"]},
+             {"cell_type": "code", "source": ["%matplotlib inline\n", "from behaviorflow.reporting import figures\n"]}]
+    nb.write_text(json.dumps({"cells": cells}))
+    assert "behaviorflow.reporting.figures" in library_modules(nb)
+    assert "behaviorflow.lm.tuning" not in library_modules(nb)  # markdown is not code
+
+
+def test_every_rule_script_reaches_a_function_named_after_its_rule():
+    for script in sorted((REPO / "workflow/scripts").glob("*.py")):
+        text = script.read_text()
+        assert f"import {script.stem}\n" in text and f"\n{script.stem}(" in text, script.name
+        assert library_modules(script), script.name
+
+
+def test_the_version_changes_with_the_code_and_only_with_it(tmp_path):
+    script = REPO / "workflow/scripts/pretrain_predictor.py"
+    assert code_version(script) == code_version(script)
+    assert code_version(script) != code_version(REPO / "workflow/scripts/ingest.py")
+    assert len(code_version(script)) == 16

@@ -1,0 +1,61 @@
+# Input functions and settings of the results-table rules (tables.smk).
+
+
+def get_table_inputs(wildcards):
+    """Every per-job part of one table (all datasets, predictors, seeds), the predictor weights
+    they came from, and the generation summaries (model and adapter checksums) for provenance.
+    """
+    table1 = wildcards.table == "table1"
+    train_sets = TRAIN_SETS if table1 else ["real"]
+    return {
+        "parts": (
+            expand(
+                "results/{dataset}/parts/table1/{model}_{train_set}_seed{seed}.csv",
+                dataset=DATASETS,
+                model=PREDICTORS,
+                train_set=TRAIN_SETS,
+                seed=SEEDS,
+            )
+            if table1
+            else expand(
+                "results/{dataset}/parts/finetune/{model}_seed{seed}.csv",
+                dataset=DATASETS,
+                model=PREDICTORS,
+                seed=SEEDS,
+            )
+        ),
+        "models": expand(
+            "models/predictors/{dataset}/{model}/{train_set}/seed{seed}.pt",
+            dataset=DATASETS,
+            model=PREDICTORS,
+            train_set=train_sets,
+            seed=SEEDS,
+        ),
+        "summaries": expand(
+            "data/synthetic/{dataset}/{generator}/{part}_summary.json",
+            dataset=DATASETS,
+            generator=GENERATORS,
+            part="population" if table1 else "personal",
+        ),
+    }
+
+
+def get_table4_inputs(wildcards):
+    if not ABLATION["variants"]:
+        raise WorkflowError(
+            "results/table4.csv needs the prompt ablation: set validation.ablation.variants "
+            "(e.g. [full, no_role, no_profile, no_format, no_segment])"
+        )
+    return {
+        "fidelity": expand(
+            "results/{dataset}/parts/validation/{source}_fidelity.csv",
+            dataset=DATASETS,
+            source=ABLATION_SOURCES,
+        ),
+        "summaries": expand(
+            "data/synthetic/{dataset}/ablation/{variant}/seed{seed}/generation_summary.json",
+            dataset=DATASETS,
+            variant=ABLATION["variants"],
+            seed=ABLATION["seeds"],
+        ),
+    }

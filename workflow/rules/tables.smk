@@ -1,0 +1,56 @@
+# The results tables: BehaviorGen's scenarios (tables 1-3, from the predictor jobs' parts) and its
+# prompt ablation (table 4, from the ablation runs' fidelity). Each: long CSV, summary, page, provenance.
+
+
+rule scenario_table:
+    input:
+        unpack(get_table_inputs),
+    output:
+        table=report(
+            "results/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{table}",
+        ),
+        summary="results/{table}_summary.csv",
+        page="results/{table}.md",
+        provenance="results/{table}.provenance.json",
+    log:
+        "logs/{table}.log",
+    wildcard_constraints:
+        table="table1|table2|table3",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        code=library_code("scenario_table"),
+        config=RESULT_CONFIG,
+        seeds=config["predictors"]["seeds"],
+    script:
+        "../scripts/scenario_table.py"
+
+
+rule ablation_table:
+    input:
+        unpack(get_table4_inputs),
+    output:
+        table=report(
+            "results/table4.csv",
+            caption="../report/table4.rst",
+            category="Tables",
+            subcategory="table4",
+        ),
+        summary="results/table4_summary.csv",
+        page="results/table4.md",
+        provenance="results/table4.provenance.json",
+    log:
+        "logs/table4.log",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        code=library_code("ablation_table"),
+        config=RESULT_CONFIG,
+        ablation=ABLATION,
+        constrained=config["generation"]["behaviorgen"]["constrained"]
+        and config["generation"]["behaviorgen"]["backend"] == "transformers",
+    script:
+        "../scripts/ablation_table.py"

@@ -1,0 +1,8 @@
+"""Rule table_report: execute its papermill notebook with paths and labels (never secrets) as parameters."""
+
+from behaviorflow.reporting.reports import table_report
+from behaviorflow.runlog import log_to
+
+log_to(snakemake.log[0])
+table_report(inputs=dict(snakemake.input.items()), outputs=dict(snakemake.output.items()),
+             labels=dict(snakemake.params.labels), secret_envs=snakemake.params.secret_envs)
