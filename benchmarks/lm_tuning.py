@@ -49,12 +49,14 @@ def sized_examples(tok, tokens: int, n: int):
 
     out = []
     for i in range(n):
-        lines, history = [], ""
-        while len(tok(history)["input_ids"]) < tokens - 40:
+        lines = []
+        while True:  # grow the history until the whole example (template included) reaches `tokens`
             lines.append(WEEK[(i + len(lines)) % len(WEEK)])
-            history = "\n".join(lines)
-        msgs = [{"role": "user", "content": f"Recent events of user u{i}:\n{history}\nWhat comes next?"}]
-        out.append(encode_completion(tok, msgs, WEEK[i % len(WEEK)].split(", ")[-1], tokens))
+            msgs = [{"role": "user", "content": "Recent events:\n" + "\n".join(lines) + "\nWhat comes next?"}]
+            example = encode_completion(tok, msgs, WEEK[i % len(WEEK)].split(", ")[-1], 4 * tokens)
+            if len(example.input_ids) >= tokens:
+                break
+        out.append(example)
     return out
 
 
@@ -155,6 +157,7 @@ def main() -> None:
         n_params = sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(MODEL))
                        .parameters())
     rows = []
+    print(f"model: {MODEL.name}, {n_params / 1e6:.1f}M parameters; 6N = {6 * n_params / 1e9:.2f} GFLOP per token")
     cases = [(f"{t} tokens, all layers", sized_examples(tok, t, (args.steps + 1) * args.batch), args.batch, 0)
              for t in (256, 512)]
     if args.generator:

@@ -181,10 +181,6 @@ def dataset_settings(config: dict, name: str) -> DatasetSettings:
     raw = config["datasets"][name]
     fmt = raw["format"]
     vocabulary = _read_vocabulary(raw.get("vocabulary"), f"datasets.{name}.vocabulary")
-    if fmt == "simulated" and vocabulary is None:
-        from behaviorflow.data.layouts import EVENT_TYPES
-
-        vocabulary = EVENT_TYPES
     return DatasetSettings(
         name=name,
         format=fmt,

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -28,13 +28,14 @@ import duckdb
 from behaviorflow.atomic import tmp_sibling
 from behaviorflow.config import DatasetSettings, as_settings
 from behaviorflow.data.layouts import (
+    EVENT_TYPES,
     REQUIRED,
     IngestError,
     SourceLayout,
     check_header,
     check_readable,
     layout_for,
-    open_raw,
+    transcode_to_utf8,
 )
 from behaviorflow.duck import connect, sql_str
 
@@ -54,24 +55,6 @@ EMPTY_REASON = {
 class IngestResult:
     report: dict
     rejects: list[dict] = field(default_factory=list)
-
-
-def _transcode_to_utf8(src: Path, dst: Path) -> int:
-    """Copy `src` to UTF-8, decoding lines that are not UTF-8 as cp1252 (else latin-1)."""
-    fallback = 0
-    with open_raw(src) as fin, open(dst, "wb") as fout:
-        for raw in fin:
-            try:
-                raw.decode("utf-8")
-                fout.write(raw)
-            except UnicodeDecodeError:
-                fallback += 1
-                try:
-                    text = raw.decode("cp1252")
-                except UnicodeDecodeError:
-                    text = raw.decode("latin-1")
-                fout.write(text.encode("utf-8"))
-    return fallback
 
 
 def _timestamp_shape(fmt: str) -> re.Pattern:
@@ -247,7 +230,7 @@ def ingest_file(layout: SourceLayout, ds: DatasetSettings, events_out: Path, wor
             break
         # Not UTF-8: decode the offending lines as cp1252/latin-1 (recorded) and read again.
         path = workdir / (layout.path.name.removesuffix(".gz") + ".utf8")
-        fallback = _transcode_to_utf8(layout.path, path)
+        fallback = transcode_to_utf8(layout.path, path)
         log.warning("%s: %d line(s) are not UTF-8; decoded them as cp1252/latin-1", file_label, fallback)
     log.info("%s: counting data lines and locating empty required fields (raw-text pass)", file_label)
     data_lines, candidates = _scan_lines(reader.con, path, layout.header, layout.delimiter)
@@ -300,6 +283,8 @@ def ingest(ds: DatasetSettings | dict, log_path, events_out, rejects_out, report
            memory_mb: int | None = None) -> dict:
     """Rule ingest: the raw file `log_path` of dataset `ds` into the canonical `events.parquet`; returns the report."""
     ds = as_settings(DatasetSettings, ds)
+    if ds.format == "simulated" and ds.vocabulary is None:
+        ds = replace(ds, vocabulary=EVENT_TYPES)  # the phone log's event types (an unknown one is a reject)
     outputs = {"events": Path(events_out), "rejects": Path(rejects_out), "report": Path(report_out),
                "attributes": Path(attributes_out)}
     tmp = {k: tmp_sibling(p) for k, p in outputs.items()}

@@ -146,3 +146,21 @@ def check_header(layout: SourceLayout, ds: DatasetSettings) -> None:
                           f"{list(actual)}; {fix}")
     if layout.header and not layout.is_parquet and actual != layout.source_columns:
         layout.source_columns = actual  # generic files may carry extra columns
+
+
+def transcode_to_utf8(src: Path, dst: Path) -> int:
+    """Copy `src` to UTF-8, decoding lines that are not UTF-8 as cp1252 (else latin-1)."""
+    fallback = 0
+    with open_raw(src) as fin, open(dst, "wb") as fout:
+        for raw in fin:
+            try:
+                raw.decode("utf-8")
+                fout.write(raw)
+            except UnicodeDecodeError:
+                fallback += 1
+                try:
+                    text = raw.decode("cp1252")
+                except UnicodeDecodeError:
+                    text = raw.decode("latin-1")
+                fout.write(text.encode("utf-8"))
+    return fallback

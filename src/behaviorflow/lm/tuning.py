@@ -17,6 +17,7 @@ Supervision is completion-only by construction (`lm.examples`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -169,7 +170,8 @@ def load_base(model_dir, settings: TuningSettings):
     layers = list(range(n_layers - settings.layers, n_layers)) if 0 < settings.layers < n_layers else None
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()  # frozen embeddings: let gradients reach the first LoRA layer
+        if layers is None:  # frozen embeddings: let gradients reach the first LoRA layer (and no lower)
+            model.enable_input_require_grads()
     model.config.use_cache = False
     lora = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                       layers_to_transform=layers, target_modules=list(settings.target_modules),
@@ -259,6 +261,15 @@ def split_eval(examples: list[Example], share: float, seed: int) -> tuple[list[E
     return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
 
 
+def bf16_supported(device: str) -> bool:
+    """Whether bfloat16 matmuls run natively (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def run_fingerprint(settings: TuningSettings, train: list[Example]) -> str:
     """A short hash of the settings and the training tokens: the name of a run's checkpoint folder."""
     h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True, default=list).encode())
@@ -310,6 +321,9 @@ def tune(model_dir, train: list[Example], out_dir, settings: TuningSettings, *, 
     if threads:
         torch.set_num_threads(int(threads))
     device = pick_device(device)
+    if settings.bf16 and not bf16_supported(device):
+        log.warning("%s: this %s has no native bfloat16; training in float32 instead", desc, device)
+        settings = dataclasses.replace(settings, bf16=False)
     set_seed(settings.seed)
     if not train:
         raise ValueError("no training example: every prompt fills max_length, or the data are empty")
