@@ -278,7 +278,7 @@ def run_fingerprint(settings: TuningSettings, train: list[Example]) -> str:
     return h.hexdigest()[:16]
 
 
-def training_arguments(settings: TuningSettings, run_dir, device: str, has_eval: bool, threads: int | None):
+def training_arguments(settings: TuningSettings, run_dir, device: str, has_eval: bool):
     """The Trainer's arguments from the settings: schedule, accumulation, evaluation, checkpoints, seed."""
     from transformers import TrainingArguments
 
@@ -333,7 +333,7 @@ def tune(model_dir, train: list[Example], out_dir, settings: TuningSettings, *, 
     out = Path(out_dir)
     # checkpoints of this exact run (settings and data): a changed config never resumes a stale run
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run") / run_fingerprint(settings, train)
-    args = training_arguments(settings, run_dir, device, bool(eval_examples), threads)
+    args = training_arguments(settings, run_dir, device, bool(eval_examples))
     pad_id = lm.config.pad_token_id if lm.config.pad_token_id is not None else 0
     callbacks = [*(callbacks or []), *([EarlyStoppingCallback(settings.patience)]
                                         if eval_examples and settings.patience > 0 else [])]
