@@ -42,7 +42,6 @@ wildcard_constraints:
 
 # Datasets whose pseudonyms need a real secret key, and the LLM API, declare their key variables, so Snakemake fails
 # early when it is unset and passes it to cluster jobs; it never enters params, logs or outputs.
-_api = config.get("generation", {}).get("behaviorgen", {}).get("openai", {})
 KEY_ENVS = sorted(
     {
         anonymization_settings(config, d).key_env
