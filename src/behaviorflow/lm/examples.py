@@ -28,10 +28,11 @@ def _render(tok, messages, add_generation_prompt: bool) -> str:
     return tok.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
 
 
-def answer_suffix(tok, messages: list[dict], answer: str) -> str:
-    """The text the chat template adds for one assistant turn after `messages`: the answer and the
-    model's own end-of-turn marker (taken from the template, never hard-coded)."""
-    prompt = _render(tok, messages, True)
+def answer_suffix(tok, messages: list[dict], answer: str, prompt: str | None = None) -> str:
+    """The text the chat template adds for one assistant turn after `messages` (whose generation
+    prompt is `prompt`, rendered here when not given): the answer and the model's own end-of-turn
+    marker (taken from the template, never hard-coded)."""
+    prompt = _render(tok, messages, True) if prompt is None else prompt
     full = _render(tok, [*messages, {"role": "assistant", "content": answer}], False)
     if not full.startswith(prompt):
         raise ValueError("the chat template renders an assistant turn that does not extend the generation "
@@ -52,7 +53,7 @@ def encode_chat(tok, messages: list[dict], max_length: int) -> Example | None:
             continue
         before = _render(tok, messages[:i], True)
         prompt_part = before[done:]
-        answer = answer_suffix(tok, messages[:i], message["content"])
+        answer = answer_suffix(tok, messages[:i], message["content"], before)
         p = tok(prompt_part, add_special_tokens=False)["input_ids"] if done else \
             tok.apply_chat_template(messages[:i], add_generation_prompt=True, tokenize=True,
                                     return_dict=True)["input_ids"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from behaviorflow.lm.backends import BackendError, Completion, Sampling
 from behaviorflow.provenance import sha256_file
 
 log = logging.getLogger(__name__)
-# Models come from local directories only: never wait on (or reach) a model hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def model_identity(model_dir: str | Path, adapter_dir: str | Path | None = None) -> dict:

@@ -42,7 +42,6 @@ __all__ = ["TuningSettings", "Example", "encode_chat", "encode_completion", "rou
            "token_loss", "apply_freeze_map", "load_trainable", "save_trainable", "split_eval", "IGNORE"]
 
 log = logging.getLogger(__name__)
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TRAINABLE_FILE = "trainable.safetensors"  # the adapter's and the extras' weights, nothing frozen
 REPORT_FILE = "training_report.json"
@@ -223,6 +222,7 @@ def load_trainable(wrapped, ckpt_dir) -> None:
 
 
 def _trainer_class():
+    import torch
     from transformers import Trainer
 
     class TuningTrainer(Trainer):
@@ -232,7 +232,7 @@ def _trainer_class():
             if self.args.should_save:
                 out = output_dir or self.args.output_dir
                 save_trainable(self.accelerator.unwrap_model(self.model), out)
-                torch_save_args(self.args, out)
+                torch.save(self.args, os.path.join(out, "training_args.bin"))
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             load_trainable(self.accelerator.unwrap_model(model or self.model), resume_from_checkpoint)
@@ -241,12 +241,6 @@ def _trainer_class():
             load_trainable(self.accelerator.unwrap_model(self.model), self.state.best_model_checkpoint)
 
     return TuningTrainer
-
-
-def torch_save_args(args, out) -> None:
-    import torch
-
-    torch.save(args, os.path.join(out, "training_args.bin"))
 
 
 def split_eval(examples: list[Example], share: float, seed: int) -> tuple[list[Example], list[Example]]:
