@@ -26,7 +26,7 @@ def interim_events(path, rows):
     df["ts"] = pd.to_datetime(df["ts"])
     df["weekday"] = df["ts"].dt.day_of_week.astype("int8")
     df["slot"] = (df["ts"].dt.hour * 60 + df["ts"].dt.minute).astype("int16")
-    df["lat"], df["lon"], df["category"] = 35.1234567, 139.7654321, "Park"
+    df["lat"], df["lon"], df["category"] = 35.1234567, 139.7654321, "outdoors"
     df.to_parquet(path)
 
 
@@ -76,7 +76,10 @@ def test_zones_time_flooring_and_rotation(tmp_path, monkeypatch):
     settings = AnonymizationSettings(key_env=KEY_ENV, rotation_months=3, top_zones=10, slot_minutes=30)
     report, out, pin = run(tmp_path, rows, settings)
     assert len(out) == len(rows) and report["events_in"] == report["events_out"] == len(rows)
-    assert set(out.columns) == {"user_id", "ts", "weekday", "slot", "location", "behavior"}
+    assert set(out.columns) == {"user_id", "ts", "weekday", "slot", "location", "behavior", "category", "seq"}
+    # within a user, `seq` is the order of the exact times, which the floored `ts` loses
+    for _, g in out.groupby("user_id"):
+        assert g["seq"].tolist() == list(range(len(g)))
     key = SECRET.encode()
     a0, a1, b0 = pseudonymize(key, "A", 0), pseudonymize(key, "A", 1), pseudonymize(key, "B", 0)
     assert set(out["user_id"]) == {a0, a1, b0}  # April starts the second 3-month epoch

@@ -51,6 +51,8 @@ def test_schema_problems_name_the_key(config, expected):
      "vocabulary file 'no/vocab.txt' does not exist"),
     ({"format": "simulated", "anonymization": {"k": "five"}}, "datasets.d.anonymization.k: 'five' is not of type 'int'"),
     ({"format": "simulated", "anonymization": {"salt": 1}}, "datasets.d.anonymization: unknown key(s) ['salt']"),
+    ({"format": "checkins_csv", "path": "pyproject.toml", "vocabulary": ["a", "b", "c"], "taxonomy": {"a": "x"}},
+     "datasets.d.taxonomy: 2 vocabulary label(s) without a category: ['b', 'c']"),
 ])
 def test_semantic_checks(dataset, message):
     with pytest.raises(ConfigError) as err:

@@ -45,7 +45,9 @@ def test_checkins_good_file(tmp_path):
     first = events.iloc[0]
     assert first["user_id"] == "1" and first["behavior"] == "outdoors" and first["location"] == "Park#1"
     assert first["weekday"] == 4 and first["slot"] == 12 * 60  # Friday, 12:10 floored to 12:00 (30-min slots)
-    assert first["category"] == "Park"
+    assert first["category"] == "leisure"  # the intent's group (layouts.INTENT_CATEGORIES)
+    assert report["taxonomy"]["labels"] == {"dining": "errands", "outdoors": "leisure",
+                                            "work-related": "obligations"}
     assert_balanced(report)
 
 
@@ -218,3 +220,101 @@ def test_simulated_log_with_faults_balances(tmp_path):
     assert "device_id" not in pd.read_parquet(tmp_path / "out" / "attrs.parquet").columns
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == report
     assert_balanced(report)
+
+
+def _tsmc_line(lat="40.7198", lon="-74.0025", user="470", category="Bridge"):
+    return (f"{user}\t49bbd6c0f964a520f4531fe3\t4bf58dd8d48988d127951735\t{category}\t{lat}\t{lon}\t-240\t"
+            "Tue Apr 03 18:00:09 +0000 2012\n")
+
+
+@pytest.mark.parametrize("lat,lon", [("91.5", "10"), ("-90.01", "10"), ("45", "180.5"), ("45", "-181"),
+                                     ("nan", "10"), ("45", "inf")])
+def test_coordinates_off_the_globe_are_rejects(tmp_path, lat, lon):
+    p = tmp_path / "tsmc.txt"
+    p.write_text(_tsmc_line() + _tsmc_line(lat, lon, user="9") + _tsmc_line("-90", "180", user="8"))
+    report, rejects, events = run(DatasetSettings(name="n", format="foursquare_tsmc2014"), p, tmp_path)
+    assert rejects["reason"].tolist() == ["coordinate_out_of_range"] and rejects["line"].tolist() == [2]
+    assert "outside" in rejects["detail"][0]
+    assert set(events["user_id"]) == {"470", "8"}  # the poles and the antimeridian are on the globe
+    assert_balanced(report)
+
+
+def test_coordinates_off_the_globe_in_parquet_are_rejects(tmp_path):
+    frame = pd.DataFrame({"u": ["a", "b", "c"], "t": ["2024-01-01 08:00:00"] * 3, "l": ["x", "y", "z"],
+                          "b": ["k", "k", "k"], "lat": [45.0, 123.0, 10.0], "lon": [10.0, 10.0, -200.0]})
+    frame.to_parquet(tmp_path / "log.parquet")
+    ds = DatasetSettings(name="g", format="generic", columns={"user_id": "u", "timestamp": "t", "location": "l",
+                                                             "behavior": "b", "lat": "lat", "lon": "lon"})
+    report, rejects, events = run(ds, tmp_path / "log.parquet", tmp_path)
+    assert rejects["reason"].tolist() == ["coordinate_out_of_range"] * 2 and rejects["line"].tolist() == [2, 3]
+    assert events["user_id"].tolist() == ["a"]
+    assert_balanced(report)
+
+
+def test_damaged_gzip_stream_is_a_clear_error_and_writes_nothing(tmp_path):
+    body = (HEADER + "\n".join(GOOD * 4000) + "\n").encode()
+    whole = gzip.compress(body, mtime=0)
+    for name, damaged in (("truncated", whole[: len(whole) // 2]),
+                          ("corrupted", whole[:200] + bytes(b ^ 0xFF for b in whole[200:260]) + whole[260:])):
+        p = tmp_path / f"{name}.csv.gz"
+        p.write_bytes(damaged)
+        with pytest.raises(IngestError) as err:
+            run(checkins(), p, tmp_path / name)
+        assert str(p) in str(err.value) and "gzip stream is damaged" in str(err.value), name
+        assert not any((tmp_path / name / "out").glob("*")), "no output may be written on error"
+
+
+def test_utf8_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + (HEADER + "\n".join(GOOD) + "\n").encode())
+    report, rejects, events = run(checkins(), p, tmp_path)
+    assert report["accepted"] == 3 and report["rejected"] == 0
+    assert events["user_id"].tolist()[0] == "1"
+    ds = DatasetSettings(name="g", format="generic", columns={"user_id": "user_id", "timestamp": "timestamp",
+                                                             "location": "venue_id", "behavior": "intent"})
+    report, _, events = run(ds, p, tmp_path / "generic")  # the BOM sits before the mapped first column
+    assert report["accepted"] == 3 and sorted(set(events["user_id"])) == ["1", "2"]
+
+
+def test_control_characters_are_removed_and_counted(tmp_path):
+    p = tmp_path / "c.csv"
+    lines = [GOOD[0], "1,2019-01-04 12:40:00,Ca\x00fe#2,Cafe,Food,dining,train",
+             "\x002,2019-01-05 09:00:00,Office#3,Office\x1b,Work,work-related,test",
+             "\x00\x00,2019-01-05 10:00:00,Office#3,Office,Work,work-related,test"]
+    p.write_text(HEADER + "\n".join(lines) + "\n")
+    report, rejects, events = run(checkins(), p, tmp_path)
+    # cleaned, not rejected: a NUL from a torn write says nothing about the event
+    assert set(events["location"]) == {"Park#1", "Cafe#2", "Office#3"} and set(events["user_id"]) == {"1", "2"}
+    for column in ("user_id", "location", "behavior", "category"):
+        assert not events[column].str.contains(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]").any()
+    # a required field that held only control characters is empty: a reject
+    assert rejects["reason"].tolist() == ["empty_user_id"] and rejects["line"].tolist() == [5]
+    assert report["files"][0]["lines_with_control_characters_removed"] == 3
+    assert_balanced(report)
+
+
+def test_repeated_header_and_crlf_line_ends(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_bytes((HEADER + GOOD[0] + "\n" + HEADER + GOOD[1] + "\n" + GOOD[2] + "\n").replace("\n", "\r\n").encode())
+    report, rejects, events = run(checkins(), p, tmp_path)
+    assert rejects["reason"].tolist() == ["repeated_header"] and rejects["line"].tolist() == [3]
+    assert report["accepted"] == 3 and not events["location"].str.contains("\r").any()
+    assert_balanced(report)
+
+
+def test_every_label_needs_one_category(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + "\n".join(GOOD) + "\n")
+    partial = checkins(taxonomy={"outdoors": "leisure", "dining": "errands"})
+    with pytest.raises(IngestError, match=r"label\(s\) without a category: \['work-related'\].*datasets.t.taxonomy"):
+        run(partial, p, tmp_path / "a")
+    conflicting = HEADER + "1,2019-01-04 12:10:00,Park#1,Park,Outdoors,outdoors,train\n" + \
+        "1,2019-01-04 13:10:00,Park#2,Park,Food,outdoors,train\n"
+    p.write_text(conflicting)
+    by_column = DatasetSettings(name="t", format="checkins_csv", label_column="venue_category")
+    with pytest.raises(IngestError, match="more than one category"):
+        run(by_column, p, tmp_path / "b")
+    p.write_text(HEADER + "\n".join(GOOD) + "\n")
+    report, _, events = run(by_column, p, tmp_path / "c")
+    assert dict(zip(events["behavior"], events["category"])) == {"Park": "Outdoors", "Cafe": "Food", "Office": "Work"}
+    assert report["taxonomy"]["source"] == "column top_category"

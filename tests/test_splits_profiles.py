@@ -20,6 +20,8 @@ def processed(path, n_users=50, per_user=80, seed=0):
             ts = start + pd.Timedelta(minutes=int(60 * i + rng.integers(0, 30)))
             rows.append((f"u{u:03d}", ts, ts.weekday(), ts.hour * 60 // 30 * 30, f"z{1 + i % 3}", f"b{i % 4}"))
     df = pd.DataFrame(rows, columns=["user_id", "ts", "weekday", "slot", "location", "behavior"])
+    df["category"] = df["behavior"]
+    df["seq"] = df.groupby("user_id").cumcount().astype("int32")
     df.to_parquet(path)
     return df
 

@@ -117,6 +117,9 @@ class SimulationSettings:
     events_per_day: float
     fault_rate: float
     seed: int
+    routine_keep: float
+    routine_jitter_minutes: float
+    chains: tuple[dict, ...]
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class DatasetSettings:
     attributes_path: str | None = None
     label_column: str = None  # from the schema
     vocabulary: tuple[str, ...] | None = None
+    taxonomy: dict[str, str] | None = None
     columns: dict[str, str] = field(default_factory=dict)
     delimiter: str | None = None
     timestamp_format: str = None  # from the schema
@@ -188,6 +192,7 @@ def dataset_settings(config: dict, name: str) -> DatasetSettings:
         attributes_path=raw.get("attributes_path"),
         label_column=raw.get("label_column", DatasetSettings.label_column),
         vocabulary=vocabulary,
+        taxonomy=dict(raw["taxonomy"]) if raw.get("taxonomy") else None,
         columns=dict(raw.get("columns") or {}),
         delimiter=raw.get("delimiter"),
         timestamp_format=raw.get("timestamp_format", DatasetSettings.timestamp_format),
@@ -271,7 +276,11 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 raise ConfigError(
                     f"{key}.simulation.start_date: '{sim.start_date}' is not a date (YYYY-MM-DD)"
                 ) from exc
-        _read_vocabulary(ds.get("vocabulary"), f"{key}.vocabulary")
+        vocabulary = _read_vocabulary(ds.get("vocabulary"), f"{key}.vocabulary")
+        missing = sorted(set(vocabulary or ()) - set(ds.get("taxonomy") or {}))
+        if ds.get("taxonomy") and missing:
+            raise ConfigError(f"{key}.taxonomy: {len(missing)} vocabulary label(s) without a category: "
+                              f"{missing[:10]}; every label needs one category")
     split = split_settings(config)
     total = split.train + split.val + split.test
     if abs(total - 1.0) > 1e-9:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from behaviorflow.behaviorgen.contexts import UserContext
 from behaviorflow.behaviorgen.responses import SYNTHETIC_COLUMNS, ParsedWeek, to_rows
+from behaviorflow.data.events import in_order
 
 State = tuple[int, str, str]  # (slot, zone, behaviour)
 
@@ -55,7 +56,7 @@ class MarkovGenerator:
     def __init__(self, population_events: pd.DataFrame, alpha: float = 5.0):
         self.alpha = float(alpha)
         self.pop = _Counts()
-        for _, g in population_events.sort_values(["user_id", "ts"]).groupby("user_id"):
+        for _, g in in_order(population_events).groupby("user_id"):
             self.pop.add(g)
 
     def _mix(self, user: Counter, pop: Counter, min_slot: int) -> dict:
@@ -74,7 +75,7 @@ class MarkovGenerator:
     def generate(self, events: pd.DataFrame, start: dt.date, weeks: int, rng: np.random.Generator):
         """Events (date, minutes, zone, behaviour) for `weeks` weeks from Monday `start`."""
         user = _Counts()
-        user.add(events.sort_values("ts"))
+        user.add(in_order(events))
         out = []
         for d in range(7 * weeks):
             day = start + dt.timedelta(days=d)

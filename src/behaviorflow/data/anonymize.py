@@ -192,7 +192,8 @@ def _anonymize(events_in, attributes_in, events_out, profiles_input_out, report_
     anchor = con.execute(f"SELECT min(year(ts) * 12 + month(ts) - 1) FROM {src}").fetchone()[0]
     # rotation epochs count whole periods of `rot` months from the dataset's first month
     epoch = f"((year(ts) * 12 + month(ts) - 1 - {anchor}) // {rot})" if rot > 0 else "0"
-    con.execute(f"CREATE VIEW ev AS SELECT user_id, ts, weekday, location, behavior, {epoch} AS epoch FROM {src}")
+    con.execute(f"CREATE VIEW ev AS SELECT user_id, ts, weekday, location, behavior, category, {epoch} AS epoch "
+                f"FROM {src}")
     users = con.execute("SELECT DISTINCT user_id, epoch FROM ev ORDER BY 1, 2").df()
     users["pseudonym"] = [pseudonymize(key, u, int(e)) for u, e in zip(users["user_id"], users["epoch"])]
     if users["pseudonym"].duplicated().any():
@@ -214,7 +215,10 @@ def _anonymize(events_in, attributes_in, events_out, profiles_input_out, report_
                e.weekday,
                ((hour(e.ts) * 60 + minute(e.ts)) // {slot} * {slot})::SMALLINT AS slot,
                CASE WHEN k.rk <= {n_zones} THEN 'z' || k.rk ELSE 'z_other' END AS location,
-               e.behavior
+               e.behavior,
+               e.category,
+               -- the order of the user's events by their exact times, which flooring loses
+               (row_number() OVER (PARTITION BY k.pseudonym ORDER BY e.ts, k.rk, e.behavior) - 1)::INTEGER AS seq
         FROM ev e JOIN lookup k USING (user_id, epoch, location)
         ORDER BY k.pid, e.ts, k.rk, e.behavior)
         TO {sql_str(tmp_events)} (FORMAT parquet, COMPRESSION zstd)""")
@@ -253,7 +257,7 @@ def _anonymize(events_in, attributes_in, events_out, profiles_input_out, report_
         "locations": {
             "method": f"per pseudonymous user, top {n_zones} locations by visits -> z1..z{n_zones}, rest z_other",
             "share_z_other": round(other / n_out, 4) if n_out else 0.0,
-            "dropped_columns": ["lat", "lon", "category", "raw location id"],
+            "dropped_columns": ["lat", "lon", "raw location id"],
         },
         "timestamps": {"floored_to_minutes": slot},
         "attributes": {**k_summary, "dropped_non_quasi_identifier_columns": other_attrs},

@@ -1,4 +1,5 @@
-"""BehaviorGen's event text form: `Monday, 08:30, z1, messaging` (weekday, HH:MM, location, behaviour)."""
+"""BehaviorGen's event text form: `Monday, 08:30, z1, messaging` (weekday, HH:MM, location, behaviour),
+and the one order of a user's events."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def parse_event(line: str) -> tuple[int, int, str, str]:
     if not location or not behavior:
         raise ValueError(f"empty location or behaviour in {line!r}")
     return WEEKDAYS.index(day), h * 60 + m, location, behavior
+
+
+def in_order(events):
+    """Events sorted by user and time order. Anonymised timestamps are floored to the slot, so
+    events within a slot keep their exact order through `event_idx` (the split's) or `seq`
+    (anonymisation's); synthetic events, which have neither, keep their file order."""
+    order = [c for c in ("user_id", "ts", "event_idx", "seq") if c in events.columns]
+    return events.sort_values(order, kind="stable")

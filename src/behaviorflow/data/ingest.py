@@ -32,9 +32,14 @@ from behaviorflow.data.layouts import (
     REQUIRED,
     IngestError,
     SourceLayout,
+    CONTROL_CHARACTERS,
+    category_sql,
+    check_gzip,
     check_header,
+    first_line,
     check_readable,
     layout_for,
+    taxonomy_source,
     transcode_to_utf8,
 )
 from behaviorflow.duck import connect, sql_str
@@ -108,18 +113,44 @@ class _Reader:
                 "store_rejects=true, ignore_errors=true, quote='\"', escape='\"', strict_mode=true)")
 
     def canonical_select(self, src: str) -> str:
-        m = self.layout.mapping
-        ts = f'"{m["ts"]}"'
-        if self.layout.tz_offset_column:
-            ts = f'({ts} + to_minutes("{self.layout.tz_offset_column}"))'
-        opt = {c: (f'"{m[c]}"' if c in m else "NULL") for c in ("lat", "lon", "category")}
-        return (f'SELECT "{m["user_id"]}" AS user_id, {ts} AS ts, '
-                f'"{m["location"]}" AS location, "{m["behavior"]}"::VARCHAR AS behavior, '
-                f'{opt["lat"]}::DOUBLE AS lat, {opt["lon"]}::DOUBLE AS lon, {opt["category"]}::VARCHAR AS category '
-                f"FROM {src}")
+        return canonical_sql(self.layout, self.ds, src, cast_coordinates=False)
 
 
-def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, label_col: str) -> list[dict]:
+def clean_text(expr: str) -> str:
+    """SQL: a text value without control characters (a NUL from a torn write, a stray escape);
+    empty after cleaning is NULL, so a required field that held only such bytes is a reject."""
+    return f"NULLIF(regexp_replace({expr}::VARCHAR, '{CONTROL_CHARACTERS}', '', 'g'), '')"
+
+
+def canonical_sql(layout: SourceLayout, ds: DatasetSettings, src: str, cast_coordinates: bool,
+                  extra: tuple[str, ...] = ()) -> str:
+    """The canonical columns of a source relation (and its `extra` columns); the category from
+    the cleaned label."""
+    m = layout.mapping
+    ts = f'"{m["ts"]}"'
+    if layout.tz_offset_column:
+        ts = f'({ts} + to_minutes("{layout.tz_offset_column}"))'
+    cast = "TRY_CAST({} AS DOUBLE)" if cast_coordinates else "{}::DOUBLE"
+    coord = {c: (cast.format(f'"{m[c]}"') if c in m else "NULL::DOUBLE") for c in ("lat", "lon")}
+    source = taxonomy_source(ds, layout)
+    column = clean_text(f'"{source[1]}"') if source[0] == "column" else "NULL"
+    inner = (f'SELECT {clean_text(chr(34) + m["user_id"] + chr(34))} AS user_id, {ts} AS ts, '
+             f'{clean_text(chr(34) + m["location"] + chr(34))} AS location, '
+             f'{clean_text(chr(34) + m["behavior"] + chr(34))} AS behavior, '
+             f'{coord["lat"]} AS lat, {coord["lon"]} AS lon, {column} AS category_column'
+             f'{"".join(", " + e for e in extra)} FROM {src}')
+    category = category_sql(source, "behavior") if source[0] != "column" else "category_column"
+    return (f"SELECT user_id, ts, location, behavior, lat, lon, {category} AS category"
+            f'{"".join(", " + e for e in extra)} FROM ({inner})')
+
+
+# A valid event: required fields present, coordinates (when given) on the globe.
+VALID_WHERE = ("user_id IS NOT NULL AND ts IS NOT NULL AND location IS NOT NULL AND behavior IS NOT NULL "
+               "AND (lat IS NULL OR lat BETWEEN -90 AND 90) AND (lon IS NULL OR lon BETWEEN -180 AND 180)")
+
+
+def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, label_col: str,
+                    header: str | None = None) -> list[dict]:
     """Lines DuckDB could not parse or cast, one reject row per line, classified."""
     rows = con.execute(
         "SELECT line, any_value(csv_line), list(DISTINCT error_type), list(column_name), list(error_message) "
@@ -131,7 +162,9 @@ def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, labe
         # following lines: each physical line becomes its own reject row so line accounting holds.
         physical = (raw or "").lstrip("\r\n").rstrip("\r\n").split("\n")
         raw = physical[0].rstrip("\r")
-        if "INVALID ENCODING" in types or "INVALID UNICODE" in types:
+        if header is not None and raw == header:
+            reason, detail = "repeated_header", "the header line again (files concatenated after export)"
+        elif "INVALID ENCODING" in types or "INVALID UNICODE" in types:
             reason, detail = "invalid_encoding", messages[0]
         elif "CAST" in types and types == ["CAST"]:
             # DuckDB's column name in reject rows can point at the wrong column when projections are
@@ -160,38 +193,61 @@ def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, labe
     return out
 
 
-def _scan_lines(con, path: Path, header: bool, delimiter: str) -> tuple[int, list[tuple[int, str]]]:
+def _scan_lines(con, layout: SourceLayout, path: Path) -> tuple[int, list[tuple[int, str]]]:
     """One line-numbered pass over the raw text: the count of non-blank data lines, and the lines
-    that may hold an empty field (a doubled, leading or trailing delimiter, or a quote)."""
-    d = sql_str(delimiter)
+    that may need a reject or a cleaning: an empty field (a doubled, leading or trailing
+    delimiter, or a quote), a control character, or a coordinate off the globe."""
+    d = sql_str(layout.delimiter)
     src = (f"(SELECT row_number() OVER () AS line, raw FROM read_csv({sql_str(path)}, columns={{'raw': 'VARCHAR'}}, "
            "header=false, delim='\\x1f', quote='', escape='', auto_detect=false, strict_mode=false, "
            "ignore_errors=true, max_line_size=16777216))")
-    maybe_empty = (f"contains(raw, {d} || {d}) OR starts_with(raw, {d}) OR ends_with(raw, {d}) "
-                   "OR contains(raw, '\"')")
+    maybe = [f"contains(raw, {d} || {d})", f"starts_with(raw, {d})", f"ends_with(raw, {d})", "contains(raw, '\"')",
+             f"regexp_matches(raw, '{CONTROL_CHARACTERS}')"]
+    for c, bound in (("lat", 90), ("lon", 180)):
+        if c in layout.mapping:
+            i = layout.source_columns.index(layout.mapping[c]) + 1
+            maybe.append(f"NOT (TRY_CAST(trim(string_split(raw, {d})[{i}]) AS DOUBLE) BETWEEN -{bound} AND {bound})")
     n, found = con.execute(f"""SELECT count(raw), list((line, raw) ORDER BY line)
-        FILTER (raw IS NOT NULL AND line > {int(header)} AND ({maybe_empty})) FROM {src}""").fetchone()
-    return n - (1 if header else 0), [(int(x["line"] if isinstance(x, dict) else x[0]),
-                                       x["raw"] if isinstance(x, dict) else x[1]) for x in (found or [])]
+        FILTER (raw IS NOT NULL AND line > {int(layout.header)} AND ({' OR '.join(maybe)})) FROM {src}""").fetchone()
+    return n - (1 if layout.header else 0), [(int(x["line"] if isinstance(x, dict) else x[0]),
+                                              x["raw"] if isinstance(x, dict) else x[1]) for x in (found or [])]
 
 
-def _locate_empty_fields(layout: SourceLayout, candidates, skip_lines: set[int], file_label: str) -> list[dict]:
-    """Reject rows for candidate lines whose required fields are empty (lines DuckDB already
-    rejected are skipped: they are accounted for once)."""
-    located = []
+def _coordinate_off_globe(values: dict, layout: SourceLayout) -> str | None:
+    for c, bound in (("lat", 90.0), ("lon", 180.0)):
+        text = values.get(layout.mapping.get(c, ""), "").strip()
+        try:
+            value = float(text) if text else None
+        except ValueError:
+            continue  # not a number: DuckDB's cast rejected the line already
+        if value is not None and not -bound <= value <= bound:
+            return f"column {layout.mapping[c]}: {text} is outside [-{bound:g}, {bound:g}]"
+    return None
+
+
+def _locate_field_rejects(layout: SourceLayout, candidates, skip_lines: set[int],
+                          file_label: str) -> tuple[list[dict], int]:
+    """Reject rows for candidate lines with an empty required field (empty after removing
+    control characters) or a coordinate off the globe, and the number of lines whose control
+    characters were removed. Lines DuckDB already rejected are skipped: each line is accounted once."""
+    located, cleaned = [], 0
     for line, raw in candidates:
         if line in skip_lines:
             continue
         fields = next(csv.reader([raw], delimiter=layout.delimiter), [])
         if len(fields) != len(layout.source_columns):
             continue
-        values = dict(zip(layout.source_columns, fields))
-        for c in REQUIRED:
-            if values[layout.mapping[c]] == "":
-                located.append({"file": file_label, "line": line, "raw_line": raw, "reason": EMPTY_REASON[c],
-                                "detail": f"column {layout.mapping[c]} is empty"})
-                break
-    return located
+        values = {k: re.sub(CONTROL_CHARACTERS, "", v) for k, v in zip(layout.source_columns, fields)}
+        cleaned += any(v != values[k] for k, v in zip(layout.source_columns, fields))
+        empty = [c for c in REQUIRED if values[layout.mapping[c]] == ""]
+        off_globe = _coordinate_off_globe(values, layout)
+        if empty:
+            located.append({"file": file_label, "line": line, "raw_line": raw, "reason": EMPTY_REASON[empty[0]],
+                            "detail": f"column {layout.mapping[empty[0]]} is empty"})
+        elif off_globe:
+            located.append({"file": file_label, "line": line, "raw_line": raw, "reason": "coordinate_out_of_range",
+                            "detail": off_globe})
+    return located, cleaned
 
 
 # Distinct events with their number of identical raw lines, in a deterministic order
@@ -218,25 +274,32 @@ def ingest_file(layout: SourceLayout, ds: DatasetSettings, events_out: Path, wor
     if layout.is_parquet:
         return _ingest_parquet(layout, ds, events_out, file_label, threads, memory_mb)
     shape = _timestamp_shape(layout.timestamp_format)
+    check_gzip(layout.path)
     path, fallback = layout.path, 0
-    notnull = " AND ".join(f"{c} IS NOT NULL" for c in REQUIRED)
-    for attempt in range(2):
-        log.info("%s: parsing, validating and de-duplicating (one DuckDB pass)", file_label)
-        reader = _Reader(layout, ds, workdir, threads, memory_mb)
-        valid = f"SELECT * FROM ({reader.canonical_select(reader.source_sql(path))}) WHERE {notnull}"
-        _write_events(reader.con, valid, ds.slot_minutes, events_out)
-        rejects = _reader_rejects(reader.con, file_label, shape, layout.mapping, layout.mapping["behavior"])
-        if attempt or not any(r["reason"] == "invalid_encoding" for r in rejects):
-            break
-        # Not UTF-8: decode the offending lines as cp1252/latin-1 (recorded) and read again.
-        path = workdir / (layout.path.name.removesuffix(".gz") + ".utf8")
-        fallback = transcode_to_utf8(layout.path, path)
-        log.warning("%s: %d line(s) are not UTF-8; decoded them as cp1252/latin-1", file_label, fallback)
-    log.info("%s: counting data lines and locating empty required fields (raw-text pass)", file_label)
-    data_lines, candidates = _scan_lines(reader.con, path, layout.header, layout.delimiter)
-    rejects += _locate_empty_fields(layout, candidates, {r["line"] for r in rejects}, file_label)
+    header = first_line(layout.path).decode("utf-8", errors="replace").rstrip("\r\n") if layout.header else None
+    try:
+        for attempt in range(2):
+            log.info("%s: parsing, validating and de-duplicating (one DuckDB pass)", file_label)
+            reader = _Reader(layout, ds, workdir, threads, memory_mb)
+            valid = f"SELECT * FROM ({reader.canonical_select(reader.source_sql(path))}) WHERE {VALID_WHERE}"
+            _write_events(reader.con, valid, ds.slot_minutes, events_out)
+            rejects = _reader_rejects(reader.con, file_label, shape, layout.mapping, layout.mapping["behavior"], header)
+            if attempt or not any(r["reason"] == "invalid_encoding" for r in rejects):
+                break
+            # Not UTF-8: decode the offending lines as cp1252/latin-1 (recorded) and read again.
+            path = workdir / (layout.path.name.removesuffix(".gz") + ".utf8")
+            fallback = transcode_to_utf8(layout.path, path)
+            log.warning("%s: %d line(s) are not UTF-8; decoded them as cp1252/latin-1", file_label, fallback)
+        log.info("%s: counting data lines and locating empty or out-of-range fields (raw-text pass)", file_label)
+        data_lines, candidates = _scan_lines(reader.con, layout, path)
+    except duckdb.Error as exc:
+        raise IngestError(f"{layout.path}: the file could not be read as {layout.delimiter!r}-delimited text "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0]}); nothing was written") from exc
+    located, cleaned = _locate_field_rejects(layout, candidates, {r["line"] for r in rejects}, file_label)
+    rejects += located
     meta = {"file": file_label, "data_lines_read": int(data_lines), "encoding": "utf-8",
-            "non_utf8_lines_decoded_as_cp1252_or_latin1": int(fallback)}
+            "non_utf8_lines_decoded_as_cp1252_or_latin1": int(fallback),
+            "lines_with_control_characters_removed": int(cleaned)}
     return meta, rejects
 
 
@@ -253,20 +316,19 @@ def _ingest_parquet(layout, ds, events_out, file_label, threads, memory_mb):
         ts = f"try_strptime({ts_raw}::VARCHAR, {sql_str(layout.timestamp_format)})"
     vocab = ""
     if ds.vocabulary:
-        vocab = ("WHEN \"{b}\"::VARCHAR NOT IN ({v}) THEN 'label_not_in_vocabulary'"
-                 .format(b=m["behavior"], v=", ".join(sql_str(x) for x in ds.vocabulary)))
-    opt = {c: (f'"{m[c]}"' if c in m else "NULL") for c in ("lat", "lon", "category")}
-    con.execute(f"""CREATE TEMP TABLE checked AS SELECT file_row_number + 1 AS line,
-        NULLIF("{m['user_id']}"::VARCHAR, '') AS user_id, {ts} AS ts, NULLIF("{m['location']}"::VARCHAR, '') AS location,
-        NULLIF("{m['behavior']}"::VARCHAR, '') AS behavior, TRY_CAST({opt['lat']} AS DOUBLE) AS lat,
-        TRY_CAST({opt['lon']} AS DOUBLE) AS lon, {opt['category']}::VARCHAR AS category,
+        vocab = f"WHEN behavior NOT IN ({', '.join(sql_str(x) for x in ds.vocabulary)}) THEN 'label_not_in_vocabulary'"
+    numbered = (f'(SELECT * REPLACE ({ts} AS "{m["ts"]}"), file_row_number + 1 AS line, to_json(t)::VARCHAR AS raw_line, '
+                f"{ts_raw} IS NULL OR {ts_raw}::VARCHAR = '' AS ts_empty FROM {src} t)")
+    canonical = canonical_sql(layout, ds, numbered, cast_coordinates=True, extra=("line", "raw_line", "ts_empty"))
+    con.execute(f"""CREATE TEMP TABLE checked AS SELECT *,
         CASE WHEN user_id IS NULL THEN 'empty_user_id'
-             WHEN {ts_raw} IS NULL OR {ts_raw}::VARCHAR = '' THEN 'empty_timestamp'
-             WHEN {ts} IS NULL THEN 'unparseable_timestamp'
+             WHEN ts_empty THEN 'empty_timestamp'
+             WHEN ts IS NULL THEN 'unparseable_timestamp'
              WHEN location IS NULL THEN 'empty_location'
-             WHEN behavior IS NULL THEN 'empty_label' {vocab} END AS reason,
-        to_json(t)::VARCHAR AS raw_line
-        FROM {src} t""")
+             WHEN behavior IS NULL THEN 'empty_label' {vocab}
+             WHEN NOT ((lat IS NULL OR lat BETWEEN -90 AND 90) AND (lon IS NULL OR lon BETWEEN -180 AND 180))
+                  THEN 'coordinate_out_of_range' END AS reason
+        FROM ({canonical})""")
     valid = "SELECT user_id, ts, location, behavior, lat, lon, category FROM checked WHERE reason IS NULL"
     _write_events(con, valid, ds.slot_minutes, events_out)
     rejects = [{"file": file_label, "line": int(line), "raw_line": raw, "reason": reason, "detail": "record number"}
@@ -300,6 +362,7 @@ def ingest(ds: DatasetSettings | dict, log_path, events_out, rejects_out, report
         if accepted == 0:
             raise IngestError(f"{layout.path}: no valid data lines ({meta['data_lines_read']} read, "
                               f"{len(rejects)} rejected); see the reject reasons and fix the input or the config")
+        taxonomy = _check_taxonomy(con, tmp["events"], ds, layout)
         by_reason: dict[str, int] = {}
         for r in rejects:
             by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
@@ -319,6 +382,7 @@ def ingest(ds: DatasetSettings | dict, log_path, events_out, rejects_out, report
             "locations": int(stats[6]),
             "vocabulary_size": len(ds.vocabulary) if ds.vocabulary else None,
             "slot_minutes": int(ds.slot_minutes),
+            "taxonomy": taxonomy,
             "invariant": "accepted + rejected + deduplicated = data_lines_read",
         }
         # The line count comes from a separate raw-text pass, so this check can fail.
@@ -340,6 +404,27 @@ def ingest(ds: DatasetSettings | dict, log_path, events_out, rejects_out, report
         shutil.rmtree(workdir, ignore_errors=True)
         for p in tmp.values():
             p.unlink(missing_ok=True)
+
+
+def _check_taxonomy(con, events: Path, ds: DatasetSettings, layout: SourceLayout) -> dict:
+    """Every label has exactly one category; returns the taxonomy for the report."""
+    kind, value = taxonomy_source(ds, layout)
+    rows = con.execute(f"""SELECT behavior, list(DISTINCT category ORDER BY category) FILTER (category IS NOT NULL),
+        count(*) FILTER (category IS NULL) FROM read_parquet({sql_str(events)}) GROUP BY 1 ORDER BY 1""").fetchall()
+    fix = (f"add them to datasets.{ds.name}.taxonomy (label: category)" if kind == "mapping"
+           else f"fill the category column '{value}' or map labels with datasets.{ds.name}.taxonomy")
+    unmapped = [label for label, cats, nulls in rows if nulls]
+    if unmapped:
+        raise IngestError(f"{layout.path}: {len(unmapped)} label(s) without a category: {unmapped[:10]}; {fix}")
+    several = {label: cats for label, cats, _ in rows if len(cats) > 1}
+    if several:
+        first = dict(list(several.items())[:5])
+        raise IngestError(f"{layout.path}: {len(several)} label(s) with more than one category, e.g. {first}; "
+                          f"each label needs one category: map them with datasets.{ds.name}.taxonomy")
+    labels = {label: cats[0] for label, cats, _ in rows}
+    source = {"mapping": "datasets.<name>.taxonomy" if ds.taxonomy else f"built in ({ds.format})",
+              "column": f"column {value}", "identity": "none given: each label is its own category"}[kind]
+    return {"source": source, "categories": len(set(labels.values())), "labels": labels}
 
 
 def _write_rejects(path: Path, rejects: list[dict]) -> None:

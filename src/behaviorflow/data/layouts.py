@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,16 +22,29 @@ REQUIRED = ("user_id", "ts", "location", "behavior")
 # EVENT_TYPES at import) and read here.
 LOG_COLUMNS = ("device_id", "account_id", "event_time", "latitude", "longitude", "cell_id", "event")
 ACCOUNT_COLUMNS = ("account_id", "device_id", "age", "gender", "education", "occupation", "consumption")
-# The log's event types: the simulated dataset's behaviour vocabulary (the simulator checks its
-# behaviour table against this at import).
-EVENT_TYPES = (
-    "messaging", "short_video", "social_media", "web_browsing", "music", "video_streaming", "news",
-    "mobile_payment", "navigation", "phone_call", "email", "gaming", "online_shopping", "weather", "alarm_clock",
-    "camera", "food_delivery", "reading", "calendar", "ride_hailing", "photo_gallery", "fitness_tracking",
-    "banking", "podcast", "live_streaming", "stock_trading", "ticket_booking", "sports_scores", "travel_booking",
-    "language_learning", "online_course", "job_search", "smart_home", "health_consult", "dating", "meditation",
-    "lottery",
-)
+# The log's event types and their semantic groups: the simulated dataset's behaviour vocabulary
+# and taxonomy (the simulator checks its behaviour table against this at import; ingestion gives
+# each event its label's category).
+EVENT_CATEGORIES = {
+    "messaging": "communication", "short_video": "entertainment", "social_media": "communication",
+    "web_browsing": "information", "music": "entertainment", "video_streaming": "entertainment",
+    "news": "information", "mobile_payment": "finance", "navigation": "travel", "phone_call": "communication",
+    "email": "work", "gaming": "entertainment", "online_shopping": "commerce", "weather": "information",
+    "alarm_clock": "lifestyle", "camera": "lifestyle", "food_delivery": "commerce", "reading": "information",
+    "calendar": "work", "ride_hailing": "travel", "photo_gallery": "lifestyle", "fitness_tracking": "health",
+    "banking": "finance", "podcast": "entertainment", "live_streaming": "entertainment",
+    "stock_trading": "finance", "ticket_booking": "commerce", "sports_scores": "information",
+    "travel_booking": "travel", "language_learning": "learning", "online_course": "learning",
+    "job_search": "work", "smart_home": "lifestyle", "health_consult": "health", "dating": "communication",
+    "meditation": "health", "lottery": "finance",
+}
+EVENT_TYPES = tuple(EVENT_CATEGORIES)
+# Tokyo check-ins' intents in four groups (their own group set: an intent is already coarse).
+INTENT_CATEGORIES = {
+    "Other": "other", "secret": "other", "shopping": "errands", "dining": "errands", "personal": "errands",
+    "sightseeing": "leisure", "outdoors": "leisure", "entertaining": "leisure", "sports": "leisure",
+    "work-related": "obligations", "study-related": "obligations",
+}
 TSMC_COLUMNS = ("user_id", "venue_id", "venue_category_id", "venue_category", "latitude", "longitude",
                 "timezone_offset", "utc_time")
 TSMC_TIME_FORMAT = "%a %b %d %H:%M:%S +0000 %Y"
@@ -61,13 +75,35 @@ def open_raw(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+BOM = b"\xef\xbb\xbf"
+# C0 control characters but tab, line feed and carriage return, and DEL: never part of a value.
+CONTROL_CHARACTERS = "[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]"  # an RE2 / Python character class
+
+
 def first_line(path: Path) -> bytes:
+    """The file's first line without a UTF-8 byte-order mark (which spreadsheet exports write)."""
     try:
         with open_raw(path) as fh:
-            return fh.readline()
+            return fh.readline().removeprefix(BOM)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file ({exc}); check that it exists, is readable and, "
                           "if it ends in .gz, is a valid gzip file") from exc
+
+
+def check_gzip(path: Path) -> None:
+    """Read a .gz file through to its end: a damaged or truncated stream is a clear error before
+    anything is parsed (DuckDB would stop part-way with its own exception)."""
+    if path.suffix != ".gz":
+        return
+    done = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                done += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"{path}: the gzip stream is damaged after {done:,} decompressed bytes ({exc}); "
+                          "the file was cut short or corrupted in transfer: copy or export it again. "
+                          "Nothing was written.") from exc
 
 
 def check_readable(path: Path) -> None:
@@ -100,13 +136,13 @@ def layout_for(ds: DatasetSettings, path: Path | None = None) -> SourceLayout:
     if ds.format == "checkins_csv":
         return SourceLayout(path, True, ",", CHECKINS_COLUMNS,
                             {"user_id": "user_id", "ts": "timestamp", "location": "venue_id",
-                             "behavior": ds.label_column, "category": "venue_category"},
+                             "behavior": ds.label_column,
+                             **({} if ds.label_column == "intent" else {"category": "top_category"})},
                             ds.timestamp_format)
     if ds.format == "foursquare_tsmc2014":
         return SourceLayout(path, False, "\t", TSMC_COLUMNS,
                             {"user_id": "user_id", "ts": "utc_time", "location": "venue_id",
-                             "behavior": "venue_category", "lat": "latitude", "lon": "longitude",
-                             "category": "venue_category_id"},
+                             "behavior": "venue_category", "lat": "latitude", "lon": "longitude"},
                             TSMC_TIME_FORMAT, tz_offset_column="timezone_offset")
     if ds.format == "generic":
         mapping = {("ts" if k == "timestamp" else k): v for k, v in ds.columns.items()}
@@ -122,6 +158,33 @@ def layout_for(ds: DatasetSettings, path: Path | None = None) -> SourceLayout:
         cols = tuple(next(csv.reader([header], delimiter=delimiter)))
         return SourceLayout(path, True, delimiter, cols, mapping, ds.timestamp_format)
     raise IngestError(f"unknown format '{ds.format}'")
+
+
+def taxonomy_source(ds: DatasetSettings, layout: SourceLayout) -> tuple[str, dict | str | None]:
+    """Where each label's category comes from: ("mapping", {label: category}) -- the config's
+    `taxonomy`, else the format's own (the simulator's behaviour groups, the check-ins' intent
+    groups) --, ("column", source column) -- a category column such as the check-ins' top
+    category --, or ("identity", None): no taxonomy given, every label is its own category."""
+    if ds.taxonomy:
+        return "mapping", dict(ds.taxonomy)
+    if ds.format == "simulated":
+        return "mapping", EVENT_CATEGORIES
+    if ds.format == "checkins_csv" and ds.label_column == "intent":
+        return "mapping", INTENT_CATEGORIES
+    if "category" in layout.mapping:
+        return "column", layout.mapping["category"]
+    return "identity", None
+
+
+def category_sql(source: tuple[str, dict | str | None], behavior_sql: str) -> str:
+    """SQL of the category of each row (NULL where a mapping has no entry for the label)."""
+    kind, value = source
+    if kind == "mapping":
+        cases = " ".join(f"WHEN {sql_str(k)} THEN {sql_str(v)}" for k, v in sorted(value.items()))
+        return f"(CASE {behavior_sql}::VARCHAR {cases} END)"
+    if kind == "column":
+        return f'NULLIF(trim("{value}"::VARCHAR), \'\')'
+    return f"{behavior_sql}::VARCHAR"
 
 
 def check_header(layout: SourceLayout, ds: DatasetSettings) -> None:

@@ -1,13 +1,26 @@
 """Population simulator: a SIMULATED phone-usage log standing in for the papers' private data.
 
-Nothing here is real. The simulator gives each user the five BehaviorGen profile attributes,
-home / work / leisure places with coordinates, weekday and weekend routines, personal preferences
-that deviate from the user's demographic group, and 37 behaviour types whose population shares are
-long-tailed like BUA's Honor data (a few head types above 5 %, a medium band of 1-5 %, many tail
-types below 1 %). Its output looks like a raw phone log (device id, account id, timestamps with
-seconds, GPS coordinates, cell id, behaviour) with a small rate of the faults real logs carry
-(resent duplicates, logged-out events, truncated writes, unknown event types), so that ingestion
-and anonymisation have real work to do.
+Nothing here is real. It is built to carry the structure real phone logs have and the papers
+model (DESIGN.md, "The simulated default must carry the structure"):
+- users with the five BehaviorGen profile attributes, which shape everything else: occupation sets
+  the work rhythm (work days, start time, commute), age and the other attributes the app mix;
+- personal weekly routines that recur with noise: each user has a few (weekday set, time,
+  behaviour) habits -- an alarm on work days, music on the commute, games on Friday nights -- that
+  fire with probability `routine_keep` at a jittered time;
+- behaviour chains with semantic transitions (alarm -> weather -> news, navigation -> ride-hailing ->
+  payment, short-video <-> social-media bursts), declared in the config (`chains`): after an event
+  of a chain step, the next event is the chain's next step with the chain's `rate`, minutes later;
+  each user also has two personal follow-up habits of their own;
+- places (home, work, leisure, commute) that condition which behaviours occur, and hour-of-day
+  curves per behaviour;
+- 37 behaviour types whose population shares are long-tailed like BUA's Honor data (a few head
+  types above 5 %, a medium band of 1-5 %, many tail types below 1 %), each in one of ten
+  categories (`layouts.EVENT_CATEGORIES`).
+Its output looks like a raw phone log (device id, account id, timestamps with seconds, GPS
+coordinates, cell id, behaviour) with a small rate of the faults real logs carry (resent
+duplicates, logged-out events, truncated writes, unknown event types), so that ingestion and
+anonymisation have real work to do. Everything is drawn from seeded generators: reruns give
+byte-identical files.
 """
 
 from __future__ import annotations
@@ -75,7 +88,7 @@ BEHAVIORS: tuple[Behavior, ...] = (
     Behavior("music", 6.0, "commute", commute=3.0, work=0.6, leisure=1.3),
     # medium (1-5 %)
     Behavior("video_streaming", 4.5, "night", home=1.8, work=0.2, weekend=1.5),
-    Behavior("news", 4.0, "morning", commute=2.0),
+    Behavior("news", 3.0, "morning", commute=2.0),
     Behavior("mobile_payment", 3.5, "meal", leisure=2.5, commute=1.5, home=0.4),
     Behavior("navigation", 3.0, "commute", commute=4.0, leisure=1.8, home=0.2, work=0.3),
     Behavior("phone_call", 3.0, "day", work=1.3),
@@ -83,11 +96,11 @@ BEHAVIORS: tuple[Behavior, ...] = (
     Behavior("gaming", 2.6, "night", home=1.6, work=0.3, weekend=1.5),
     Behavior("online_shopping", 2.4, "evening", home=1.5, weekend=1.4),
     Behavior("weather", 2.0, "morning", home=1.5),
-    Behavior("alarm_clock", 2.2, "morning", home=3.0, work=0.05, leisure=0.1, weekend=0.4),
+    Behavior("alarm_clock", 1.0, "morning", home=3.0, work=0.05, leisure=0.1, weekend=0.4),
     Behavior("camera", 1.8, "day", leisure=3.0, weekend=1.8),
     Behavior("food_delivery", 1.6, "meal", home=1.5, work=1.4, leisure=0.3),
-    Behavior("reading", 1.5, "night", home=1.4, commute=1.6),
-    Behavior("calendar", 1.3, "work", work=2.5, weekend=0.4),
+    Behavior("reading", 1.1, "night", home=1.4, commute=1.6),
+    Behavior("calendar", 0.9, "work", work=2.5, weekend=0.4),
     Behavior("ride_hailing", 1.2, "commute", commute=2.0, leisure=2.0),
     Behavior("photo_gallery", 1.2, "evening", leisure=1.5, weekend=1.4),
     # tail (< 1 %)
@@ -110,6 +123,10 @@ BEHAVIORS: tuple[Behavior, ...] = (
 )
 assert tuple(b.name for b in BEHAVIORS) == EVENT_TYPES, "the behaviour table and the log's event types differ"
 _BIDX = {b.name: i for i, b in enumerate(BEHAVIORS)}
+CURVES_BY_HOUR = np.stack([CURVES[b.curve] for b in BEHAVIORS], axis=1)  # (24, 37)
+PLACE_AFFINITY = {p: np.array([getattr(b, p) for b in BEHAVIORS]) for p in PLACES}
+LEISURE_AFFINITY = PLACE_AFFINITY["leisure"]
+WEEKEND_FACTOR = np.array([b.weekend for b in BEHAVIORS])
 
 AGE_RANGE = (18, 72)
 EDUCATION = ("high_school", "vocational", "bachelor", "master", "doctorate")
@@ -166,13 +183,97 @@ class SimUser:
     work_start: float
     work_days: tuple[int, ...]
     rate: float
+    routines: tuple["Routine", ...] = ()
+    follow: np.ndarray | None = None  # (37, 37) P(next event is j | this event is i), rows sum <= 1
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A weekly habit: on `days`, around `hour`, the user does `behavior` (an index)."""
+
+    days: tuple[int, ...]
+    hour: float
+    behavior: int
+
+
+def chain_matrix(chains) -> np.ndarray:
+    """The declared chains as follow-up probabilities: step i -> step i+1 with the chain's rate."""
+    follow = np.zeros((len(BEHAVIORS), len(BEHAVIORS)))
+    for k, chain in enumerate(chains):
+        steps, rate = list(chain["steps"]), float(chain["rate"])
+        unknown = [b for b in steps if b not in _BIDX]
+        if unknown or len(steps) < 2 or not 0 < rate <= 1:
+            raise ValueError(f"simulation.chains[{k}]: needs at least two known behaviours and 0 < rate <= 1 "
+                             f"(unknown: {unknown}); behaviours are {', '.join(EVENT_TYPES)}")
+        for a, b in zip(steps, steps[1:]):
+            follow[_BIDX[a], _BIDX[b]] = max(follow[_BIDX[a], _BIDX[b]], rate)
+    over = [BEHAVIORS[i].name for i in np.flatnonzero(follow.sum(axis=1) > 1 + 1e-9)]
+    if over:
+        raise ValueError(f"simulation.chains: the follow-up rates after {over} sum to more than 1; lower them")
+    return follow
 
 
 def _pick(rng, values, p=None):
     return values[int(rng.choice(len(values), p=p))]
 
 
-def _make_user(rng: np.random.Generator, idx: int, leisure_pool: list, cells: "_CellRegistry") -> SimUser:
+def _weighted(rng, weights: np.ndarray) -> int:
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def _only(names) -> np.ndarray:
+    mask = np.zeros(len(BEHAVIORS))
+    mask[[_BIDX[n] for n in names]] = 1.0
+    return mask
+
+
+COMMUTE_APPS = _only(["music", "podcast", "news", "reading", "short_video", "social_media", "messaging",
+                      "navigation", "language_learning"])
+LUNCH_APPS = _only(["food_delivery", "short_video", "social_media", "news", "messaging", "mobile_payment",
+                    "web_browsing", "online_shopping"])
+WORK_APPS = _only(["email", "calendar", "messaging", "web_browsing", "stock_trading", "banking"])
+
+
+def _routines(rng, prefs: np.ndarray, occupation: str, wake: float, sleep: float, work_start: float,
+              work_days: tuple[int, ...]) -> tuple[Routine, ...]:
+    """The user's weekly habits: occupation sets the work-day ones, preferences pick the behaviours."""
+    out = []
+    commuter = occupation in WORKING or occupation == "student"
+    every_day = tuple(range(7))
+    if commuter:
+        out.append(Routine(work_days, wake + 0.1, _BIDX["alarm_clock"]))
+        out.append(Routine(work_days, work_start - 0.45, _weighted(rng, prefs * COMMUTE_APPS)))
+        out.append(Routine(work_days, work_start + 8.8, _weighted(rng, prefs * COMMUTE_APPS)))
+        out.append(Routine(work_days, 12.2 + rng.normal(0, 0.2), _weighted(rng, prefs * LUNCH_APPS)))
+    elif rng.random() < 0.4:
+        out.append(Routine(every_day, wake + 0.2, _BIDX["alarm_clock"]))
+    if occupation in ("office_worker", "teacher", "freelancer") and work_days:
+        out.append(Routine(work_days, work_start + 0.3, _weighted(rng, prefs * WORK_APPS)))
+    for _ in range(int(rng.integers(2, 5))):  # evening habits: one weekday, weekends, work days or daily
+        pattern = int(rng.integers(4))
+        days = ((int(rng.integers(7)),), (5, 6), (0, 1, 2, 3, 4), every_day)[pattern]
+        hour = float(rng.uniform(18.5, min(sleep, 24.0) - 0.3))
+        out.append(Routine(days, hour, _weighted(rng, prefs * CURVES_BY_HOUR[int(hour) % 24])))
+    day = (int(rng.integers(5, 7)),)
+    hour = float(rng.uniform(9.0, 11.5))
+    out.append(Routine(day, hour, _weighted(rng, prefs * CURVES_BY_HOUR[int(hour)] * LEISURE_AFFINITY)))
+    return tuple(out)
+
+
+def _habits(rng, prefs: np.ndarray, follow: np.ndarray) -> np.ndarray:
+    """The declared chains plus two personal follow-up habits among the user's favourite behaviours."""
+    follow = follow.copy()
+    top = np.argsort(-prefs, kind="stable")[:10]
+    for _ in range(2):
+        a, b = rng.choice(top, size=2, replace=False)
+        rate = float(rng.uniform(0.2, 0.4))
+        if follow[a].sum() + rate <= 0.9:
+            follow[a, b] += rate
+    return follow
+
+
+def _make_user(rng: np.random.Generator, idx: int, leisure_pool: list, cells: "_CellRegistry",
+               follow: np.ndarray) -> SimUser:
     age = int(rng.integers(*AGE_RANGE))
     if age < 23:
         occupation = _pick(rng, OCCUPATION, p=[0.1, 0.7, 0.1, 0.05, 0.0, 0.0, 0.05, 0.0])
@@ -226,6 +327,10 @@ def _make_user(rng: np.random.Generator, idx: int, leisure_pool: list, cells: "_
     else:
         work_days = ()
     youth = 1.25 if age < 30 else 0.8 if age >= 55 else 1.0
+    prefs = prefs / prefs.sum()
+    wake = float(np.clip(rng.normal(6.9, 0.7), 5.0, 9.5))
+    sleep = float(np.clip(rng.normal(23.6, 0.8), 21.5, 25.5))
+    work_start = float(np.clip(rng.normal(8.8, 0.6), 7.0, 11.0))
     return SimUser(
         account_id=f"acct-{rng.integers(10**9, 10**10)}",
         device_id=f"86{rng.integers(10**12, 10**13)}",
@@ -234,13 +339,15 @@ def _make_user(rng: np.random.Generator, idx: int, leisure_pool: list, cells: "_
         education=education,
         occupation=occupation,
         consumption=consumption,
-        prefs=prefs / prefs.sum(),
+        prefs=prefs,
         places={"home": [home], "work": [work], "leisure": leisure, "commute": commute},
-        wake=float(np.clip(rng.normal(6.9, 0.7), 5.0, 9.5)),
-        sleep=float(np.clip(rng.normal(23.6, 0.8), 21.5, 25.5)),
-        work_start=float(np.clip(rng.normal(8.8, 0.6), 7.0, 11.0)),
+        wake=wake,
+        sleep=sleep,
+        work_start=work_start,
         work_days=work_days,
         rate=float(rng.lognormal(0.0, 0.3)) * youth,
+        routines=_routines(rng, prefs, occupation, wake, sleep, work_start, work_days),
+        follow=_habits(rng, prefs, follow),
     )
 
 
@@ -296,7 +403,8 @@ def simulate_users(settings: SimulationSettings) -> list[SimUser]:
         cells.place(CITY_CENTRE[0] + rng.normal(0, 0.07), CITY_CENTRE[1] + rng.normal(0, 0.07))
         for _ in range(max(20, settings.n_users // 4))
     ]
-    return [_make_user(rng, i, leisure_pool, cells) for i in range(settings.n_users)]
+    follow = chain_matrix(settings.chains)
+    return [_make_user(rng, i, leisure_pool, cells, follow) for i in range(settings.n_users)]
 
 
 def _fault(row: list[str], kind: str, rng) -> list[list[str]]:
@@ -321,6 +429,47 @@ FAULT_KINDS = ("duplicate", "duplicate", "duplicate", "logged_out", "truncated_w
                "impossible_date", "unknown_event")
 
 
+def _user_day(user: SimUser, date: dt.date, act: np.ndarray, settings: SimulationSettings, rng) -> list[tuple]:
+    """One day of one user: (second of day, behaviour index, place kind, spot) in time order.
+
+    The day is a sequence of sessions: the routines due today (each with probability
+    `routine_keep`, at a jittered time) and free sessions at times drawn from the user's activity
+    curve, whose first behaviour depends on the hour, the place, the weekday and the user's
+    preferences. Each event may be followed, a few minutes later, by a follow-up (the declared
+    chains and the user's own habits), so the next event depends on the previous one."""
+    weekday = date.weekday()
+    weekend = weekday >= 5
+    due = [r for r in user.routines if weekday in r.days and rng.random() < settings.routine_keep]
+    chain_share = float(user.prefs @ user.follow.sum(axis=1))
+    sessions = settings.events_per_day * user.rate * (0.9 if weekend else 1.0) * (1.0 - chain_share)
+    n_free = rng.poisson(max(sessions - len(due), 0.3))
+    starts = [(r.hour * 3600 + rng.normal(0, settings.routine_jitter_minutes * 60), r.behavior) for r in due]
+    seconds = rng.choice(288, size=n_free, p=act) * 300 + rng.integers(0, 300, size=n_free)
+    starts += [(float(sec), -1) for sec in seconds]
+    starts.sort(key=lambda x: (x[0], x[1]))
+    events, free_after = [], 0.0
+    for sec, behavior in starts:
+        sec = max(sec, free_after)
+        if not 0 <= sec < 86400:
+            continue
+        hour = sec / 3600.0
+        place = _place_at(user, hour, weekday, rng)
+        spot = user.places[place][int(rng.integers(len(user.places[place])))]
+        if behavior < 0:
+            w = user.prefs * CURVES_BY_HOUR[int(hour)] * PLACE_AFFINITY[place]
+            behavior = _weighted(rng, w * WEEKEND_FACTOR if weekend else w)
+        events.append((int(sec), behavior, place, spot))
+        while True:  # follow-ups: the declared chains and the user's habits
+            nxt = int(np.searchsorted(np.cumsum(user.follow[behavior]), rng.random(), side="right"))
+            sec += int(rng.integers(30, 300))
+            if nxt >= len(BEHAVIORS) or sec >= 86400:
+                break
+            behavior = nxt
+            events.append((int(sec), behavior, place, spot))
+        free_after = sec + 60.0
+    return events
+
+
 def simulate_raw_logs(settings: SimulationSettings | dict, log_path: str | Path, accounts_path: str | Path) -> dict:
     """Rule simulate_raw_logs: write the raw phone log (gzipped CSV) and the account table; return counts."""
     settings = as_settings(SimulationSettings, settings)
@@ -328,10 +477,6 @@ def simulate_raw_logs(settings: SimulationSettings | dict, log_path: str | Path,
     rng = np.random.default_rng(settings.seed + 1)
     start = dt.date.fromisoformat(settings.start_date)
     n_days = settings.weeks * 7
-    curves = np.stack([CURVES[b.curve] for b in BEHAVIORS], axis=1)  # (24, 37)
-    place_aff = {p: np.array([getattr(b, p) for b in BEHAVIORS]) for p in PLACES}
-    weekend_mult = np.array([b.weekend for b in BEHAVIORS])
-    names = np.array([b.name for b in BEHAVIORS])
     counts = {"events": 0, "rows_written": 0, "faults": {k: 0 for k in sorted(set(FAULT_KINDS))}}
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     # mtime=0 and no embedded file name: reruns give byte-identical files
@@ -343,21 +488,8 @@ def simulate_raw_logs(settings: SimulationSettings | dict, log_path: str | Path,
             act = {False: _activity(user, False), True: _activity(user, True)}
             for day in range(n_days):
                 date = start + dt.timedelta(days=day)
-                weekday = date.weekday()
-                weekend = weekday >= 5
-                n = rng.poisson(settings.events_per_day * user.rate * (0.9 if weekend else 1.0))
-                if n == 0:
-                    continue
-                seconds = np.sort(rng.choice(288, size=n, p=act[weekend]) * 300 + rng.integers(0, 300, size=n))
-                for sec in seconds:
-                    hour = sec / 3600.0
-                    place = _place_at(user, hour, weekday, rng)
-                    spot = user.places[place][int(rng.integers(len(user.places[place])))]
-                    w = user.prefs * curves[int(hour) % 24] * place_aff[place]
-                    if weekend:
-                        w = w * weekend_mult
-                    behavior = names[int(rng.choice(len(w), p=w / w.sum()))]
-                    ts = dt.datetime.combine(date, dt.time()) + dt.timedelta(seconds=int(sec))
+                for sec, behavior, _, spot in _user_day(user, date, act[date.weekday() >= 5], settings, rng):
+                    ts = dt.datetime.combine(date, dt.time()) + dt.timedelta(seconds=sec)
                     row = [
                         user.device_id,
                         user.account_id,
@@ -365,7 +497,7 @@ def simulate_raw_logs(settings: SimulationSettings | dict, log_path: str | Path,
                         f"{spot[1] + rng.normal(0, 0.0003):.6f}",
                         f"{spot[2] + rng.normal(0, 0.0003):.6f}",
                         spot[0],
-                        behavior,
+                        BEHAVIORS[behavior].name,
                     ]
                     counts["events"] += 1
                     rows = [row]

@@ -47,12 +47,11 @@ def split_users(events_in, split_out, report_out, settings: SplitSettings | dict
     con.register("users_split", users)
     tmp = tmp_sibling(split_out)
     con.execute(f"""COPY (
-        SELECT e.user_id, e.ts, e.weekday, e.slot, e.location, e.behavior, u.split,
+        SELECT e.user_id, e.ts, e.weekday, e.slot, e.location, e.behavior, e.category, u.split,
                CASE WHEN u.split IN ('train', 'excluded') THEN u.split
                     WHEN e.event_idx < u.support_size THEN 'support' ELSE 'query' END AS part,
                e.event_idx
-        FROM (SELECT *, (row_number() OVER (PARTITION BY user_id ORDER BY ts, location, behavior) - 1)::INTEGER
-                        AS event_idx FROM ev) e
+        FROM (SELECT *, seq AS event_idx FROM ev) e
         JOIN users_split u USING (user_id)
         ORDER BY e.user_id, e.event_idx)
         TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")

@@ -109,7 +109,9 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
         def __init__(self):
             super().__init__()
             self.kind = kind
-            self.embeddings = nn.ModuleList(nn.Embedding(n, d, padding_idx=PAD) for n in sizes)
+            # SASRec's tokens add the previous event's slot and weekday (tables of their own)
+            tables = (*sizes, sizes[1], sizes[2]) if kind == "sasrec" else sizes
+            self.embeddings = nn.ModuleList(nn.Embedding(n, d, padding_idx=PAD) for n in tables)
             self.position = nn.Embedding(settings.max_len, d)
             self.blocks = nn.ModuleList(Block() for _ in range(settings.blocks))
             self.norm = nn.LayerNorm(d)
@@ -145,11 +147,15 @@ def device_for(prefer: str = "auto") -> str:
 
 
 def _sasrec_tokens(windows):
-    """[B, L+1, 4] events -> [B, L, 4] tokens: event j's time with event j-1's behaviour and zone."""
+    """[B, L+1, 4] events -> [B, L, 6] tokens: event j's time (slot, weekday) with all of event
+    j-1 (behaviour, zone, slot, weekday). Carrying the previous event's time lets one attention
+    hop match the target's time against earlier events' times (the same slot yesterday) and
+    lets the model see the gap since the previous event (a follow-up minutes later or a new
+    session hours later)."""
     torch = _torch()
     prev, cur = windows[:, :-1], windows[:, 1:]
     real = cur[..., 1] != PAD
-    tokens = torch.stack([prev[..., 0], cur[..., 1], cur[..., 2], prev[..., 3]], dim=-1)
+    tokens = torch.stack([prev[..., 0], cur[..., 1], cur[..., 2], prev[..., 3], prev[..., 1], prev[..., 2]], dim=-1)
     return torch.where(real[..., None], tokens, torch.zeros_like(tokens)), real
 
 
