@@ -20,6 +20,7 @@ from behaviorflow.predictors.scenarios import (
     PredictorSettings,
     finetune_users,
     pretrain,
+    query_examples,
 )
 from behaviorflow.predictors.sequences import (
     MASK,
@@ -179,3 +180,75 @@ def test_dropout_drops_the_configured_share_reproducibly():
     assert torch.equal(a, _dropout(x, 0.1, np.random.default_rng(3)))
     assert not torch.equal(a, _dropout(x, 0.1, np.random.default_rng(4)))
     assert _dropout(x, 0.1, None) is x  # evaluation: no dropout
+
+
+def test_bert4rec_training_hides_a_masked_event_in_its_successor_too():
+    from behaviorflow.predictors.models import _training_batch
+
+    events = _cycle_split(n_users=1, events=40)
+    vocab = Vocab.from_split(events, 30)
+    data = torch.as_tensor(windows(sequences(events, vocab), 13))
+    tokens, targets = _training_batch("bert4rec", data, torch.Generator().manual_seed(0), 0.4)
+    masked = targets != -100
+    assert masked.any() and masked[:, -1].all()
+    assert (tokens[..., 0][masked] == MASK).all() and (tokens[..., 3][masked] == MASK).all()
+    # the next token carries the previous event's behaviour and zone: masked there as well
+    after = torch.zeros_like(masked)
+    after[:, 1:] = masked[:, :-1]
+    assert (tokens[..., 4][after] == MASK).all() and (tokens[..., 5][after] == MASK).all()
+    unmasked_before = ~after & (tokens[..., 4] != 0)
+    assert (tokens[..., 4][unmasked_before] >= OFFSET).all()
+
+
+def _baseline_split():
+    """Two training users with a -> b -> a -> c ...; one test user whose own habit is a -> c."""
+    rows = []
+    start = dt.datetime(2024, 3, 4)
+    plans = {"t1": "abababac" * 3, "t2": "ababab" * 4, "q1": "acacacacac" + "acab"}
+    for user, seq in plans.items():
+        for i, b in enumerate(seq):
+            ts = start + dt.timedelta(minutes=30 * i)
+            split = "test" if user == "q1" else "train"
+            part = "train" if split == "train" else ("support" if i < 10 else "query")
+            rows.append((user, ts, ts.weekday(), ts.hour * 60 + ts.minute // 30 * 30, "z1", b, split, part, i))
+    return pd.DataFrame(rows, columns=["user_id", "ts", "weekday", "slot", "location", "behavior", "split", "part",
+                                       "event_idx"])
+
+
+def test_counting_baselines_by_hand():
+    from behaviorflow.predictors.baselines import baseline_logits
+
+    split = _baseline_split()
+    vocab = Vocab.from_split(split, 30)  # a, b, c
+    out = baseline_logits(split, vocab)
+    labels = query_examples(split, vocab, "test", 4)[1]
+    assert all(len(v) == len(labels) == 4 for v in out.values())
+    names = np.array(vocab.behaviors)
+    # training shares: a 24, b 20, c 3 -> always a
+    assert list(names[out["global_mf"].argmax(1)]) == ["a", "a", "a", "a"]
+    # the user so far: a 5, c 5 (ties broken by training share: a), then a 6 c 5 ...
+    assert list(names[out["user_mf"].argmax(1)]) == ["a", "a", "a", "a"]
+    # queries a, c, a, b after c, a, c, a: the user's own transitions (c -> a, a -> c) win over the
+    # population's a -> b
+    assert list(names[out["markov1"].argmax(1)]) == ["a", "c", "a", "c"]
+    assert list(names[labels]) == ["a", "c", "a", "b"]
+
+
+def test_leaderboard_rows_share_their_queries():
+    from behaviorflow.predictors.baselines import query_fingerprint
+    from behaviorflow.reporting.leaderboard import check_shared_queries
+
+    split = _baseline_split()
+    print_a = query_fingerprint(split)
+    assert print_a["queries"] == 4 and print_a["query_users"] == 1
+    vocab = Vocab.from_split(split, 30)
+    settings = PredictorSettings(model=ModelSettings(max_len=4, hidden=8), pretrain=FitSettings(max_epochs=1))
+    val = split.assign(split="val", user_id=split["user_id"] + "v")
+    both = pd.concat([split, val[val["user_id"] == "q1v"]], ignore_index=True)
+    history = scenarios.pretrain(both, None, "sasrec", 1, settings, vocab)[1]
+    assert {k: history[k] for k in print_a} == print_a
+    assert check_shared_queries({"d": [print_a, history]})["d"]["queries"] == 4
+    moved = split.copy()
+    moved.loc[moved["event_idx"] == 10, "part"] = "support"
+    with pytest.raises(ValueError, match="different queries"):
+        check_shared_queries({"d": [print_a, query_fingerprint(moved)]})

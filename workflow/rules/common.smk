@@ -123,8 +123,12 @@ ABLATION_SOURCES = [
     for variant in ABLATION["variants"]
     for seed in ABLATION["seeds"]
 ]
-# The results tables rule all builds (table 4 only with the prompt ablation).
-TABLES = ["table1", "table2", "table3"] + (["table4"] if ABLATION["variants"] else [])
+# The results tables rule all builds (table 4 only with the prompt ablation) and the leaderboard.
+TABLES = (
+    ["table1", "table2", "table3"]
+    + (["table4"] if ABLATION["variants"] else [])
+    + ["leaderboard"]
+)
 # Splits whose users some generator sees; the others are the privacy holdout.
 SHOWN_SPLITS = sorted(
     set(config["generation"]["personal_splits"])

@@ -59,3 +59,21 @@ rule finetune_predictor:
         slot_minutes=config["slot_minutes"],
     script:
         "../scripts/finetune_predictor.py"
+
+
+rule predictability:
+    input:
+        split="data/processed/{dataset}/split.parquet",
+        events="data/processed/{dataset}/events.parquet",
+    output:
+        metrics="results/{dataset}/parts/leaderboard/counting.csv",
+        structure="results/{dataset}/structure.json",
+    log:
+        "logs/{dataset}/predictability.log",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        code=library_code("predictability"),
+        slot_minutes=config["slot_minutes"],
+    script:
+        "../scripts/predictability.py"

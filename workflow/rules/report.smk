@@ -5,12 +5,7 @@
 
 rule data_overview_report:
     input:
-        template="workflow/notebooks/data_overview.ipynb",
-        events="data/processed/{dataset}/events.parquet",
-        split="data/processed/{dataset}/split.parquet",
-        ingest_report="data/interim/{dataset}/ingest_report.json",
-        anonymization_report="data/processed/{dataset}/anonymization_report.json",
-        split_report="data/processed/{dataset}/split_report.json",
+        unpack(get_data_overview_inputs),
     output:
         notebook="reports/{dataset}_data_overview.ipynb",
         html="reports/{dataset}_data_overview.html",
@@ -86,7 +81,7 @@ rule table_report:
     log:
         "logs/report_{table}.log",
     wildcard_constraints:
-        table="table[1-4]",
+        table="table[1-4]|leaderboard",
     conda:
         "../envs/behaviorflow.yaml"
     params:

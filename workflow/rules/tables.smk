@@ -54,3 +54,29 @@ rule ablation_table:
         and config["generation"]["behaviorgen"]["backend"] == "transformers",
     script:
         "../scripts/ablation_table.py"
+
+
+rule leaderboard_table:
+    input:
+        unpack(get_leaderboard_inputs),
+    output:
+        table=report(
+            "results/leaderboard.csv",
+            caption="../report/leaderboard.rst",
+            category="Tables",
+            subcategory="leaderboard",
+        ),
+        summary="results/leaderboard_summary.csv",
+        page="results/leaderboard.md",
+        provenance="results/leaderboard.provenance.json",
+    log:
+        "logs/leaderboard.log",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        code=library_code("leaderboard_table"),
+        config=RESULT_CONFIG,
+        seeds=config["predictors"]["seeds"],
+        datasets=DATASETS,
+    script:
+        "../scripts/leaderboard_table.py"

@@ -57,3 +57,39 @@ def baseline_logits(split: pd.DataFrame, vocab: Vocab, split_name: str = "test")
             popn = pop_next[prev] if prev is not None else share
             out["markov1"].append(own + 0.5 * popn + 0.01 * user_share + 0.001 * share)
     return {name: np.asarray(rows, dtype=np.float64).reshape(-1, n) for name, rows in out.items()}
+
+
+def query_fingerprint(split: pd.DataFrame, split_name: str = "test") -> dict:
+    """Which events are the queries: their count and a hash of (user, event index), so every
+    leaderboard row can show it was scored on the same queries."""
+    import hashlib
+
+    q = split[(split["split"] == split_name) & (split["part"] == "query")].sort_values(["user_id", "event_idx"])
+    text = "\n".join(f"{u}\t{i}" for u, i in zip(q["user_id"], q["event_idx"]))
+    return {"queries": int(len(q)), "query_users": int(q["user_id"].nunique()),
+            "queries_sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def predictability(split_path, events_path, outputs: dict, dataset: str, slot_minutes: int) -> pd.DataFrame:
+    """Rule predictability: the counting baselines' leaderboard rows (deterministic: seed 0), the
+    label groups and the query fingerprint, and the dataset's structure statistics."""
+    from behaviorflow.atomic import write_csv, write_json
+    from behaviorflow.data.structure import structure_stats
+    from behaviorflow.predictors.evaluation import evaluate, label_groups, long_rows
+    from behaviorflow.predictors.scenarios import query_examples
+
+    split = pd.read_parquet(split_path)
+    vocab = Vocab.from_split(split, slot_minutes)
+    groups = label_groups(_labels(split[split["part"] == "train"], vocab), vocab.n_labels)
+    _, labels, _ = query_examples(split, vocab, "test", 1)
+    rows = [long_rows(evaluate(logits, labels, groups), dataset=dataset, model=name, generator="none",
+                      setting="real", seed=0)
+            for name, logits in baseline_logits(split, vocab).items()]
+    table = pd.concat(rows, ignore_index=True)
+    write_csv(table, outputs["metrics"])
+    stats = structure_stats(pd.read_parquet(events_path))
+    stats.update(labels=int(vocab.n_labels), **{f"{g}_labels": int((groups == g).sum()) for g in ("head", "medium", "tail")},
+                 categories=int(split["category"].nunique()) if "category" in split else None,
+                 **query_fingerprint(split))
+    write_json(outputs["structure"], stats)
+    return table

@@ -56,6 +56,7 @@ class FitSettings:
     batch_size: int
     max_epochs: int
     patience: int
+    l2_emb: float  # L2 on the embedding tables only (BUA App. G)
 
 
 def _torch():
@@ -109,8 +110,9 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
         def __init__(self):
             super().__init__()
             self.kind = kind
-            # SASRec's tokens add the previous event's slot and weekday (tables of their own)
-            tables = (*sizes, sizes[1], sizes[2]) if kind == "sasrec" else sizes
+            # SASRec's tokens add the previous event's slot and weekday (tables of their own),
+            # BERT4Rec's the previous event's behaviour and zone
+            tables = (*sizes, sizes[1], sizes[2]) if kind == "sasrec" else (*sizes, sizes[0], sizes[3])
             self.embeddings = nn.ModuleList(nn.Embedding(n, d, padding_idx=PAD) for n in tables)
             self.position = nn.Embedding(settings.max_len, d)
             self.blocks = nn.ModuleList(Block() for _ in range(settings.blocks))
@@ -168,25 +170,36 @@ def _masked(events, masked):
     return out
 
 
+def _bert4rec_tokens(windows):
+    """[B, L+1, 4] events (masked ones already masked) -> [B, L, 6] tokens: each event with the
+    previous event's behaviour and zone beside it, so a masked target carries what came just
+    before it (as SASRec's tokens do) and a masked event stays hidden in its successor too."""
+    torch = _torch()
+    prev, cur = windows[:, :-1], windows[:, 1:]
+    tokens = torch.cat([cur, prev[..., [0, 3]]], dim=-1)
+    return torch.where((cur[..., 1] != PAD)[..., None], tokens, torch.zeros_like(tokens))
+
+
 def _training_batch(kind: str, windows, generator, mask_prob: float):
     """Inputs and targets (-100: ignored) for one batch of windows [B, L+1, 4]."""
     torch = _torch()
     if kind == "sasrec":
         tokens, real = _sasrec_tokens(windows)
         return tokens, torch.where(real, windows[:, 1:, 0] - 2, -100)
-    events = windows[:, 1:]
-    real = events[..., 1] != PAD
-    masked = (torch.rand(events.shape[:2], generator=generator, device=windows.device) < mask_prob) & real
+    real = windows[..., 1] != PAD
+    masked = (torch.rand(windows.shape[:2], generator=generator, device=windows.device) < mask_prob) & real
+    masked[:, 0] = False  # the first event is only the second's predecessor
     # always train the next-event case too: mask each window's last event
     masked[:, -1] |= real[:, -1]
-    return _masked(events, masked), torch.where(masked, events[..., 0] - 2, -100)
+    tokens = _bert4rec_tokens(_masked(windows, masked))
+    return tokens, torch.where(masked[:, 1:], windows[:, 1:, 0] - 2, -100)
 
 
 def model_inputs(kind: str, ctx):
     """Inputs for next-event prediction from `sequences.contexts` windows (target masked, last)."""
     if kind == "sasrec":
         return _sasrec_tokens(ctx)[0]
-    return ctx[:, 1:]
+    return _bert4rec_tokens(ctx)
 
 
 def predict_logits(model, ctx: np.ndarray, batch_size: int = 1024):
@@ -224,7 +237,10 @@ def fit(model, train_windows: np.ndarray, val: tuple[np.ndarray, np.ndarray] | N
     torch.manual_seed(seed)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     model.rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, fused=True)  # one kernel per step
+    embeddings = [p for name, p in model.named_parameters() if name.startswith(("embeddings.", "position."))]
+    rest = [p for name, p in model.named_parameters() if not name.startswith(("embeddings.", "position."))]
+    groups = [{"params": embeddings, "weight_decay": settings.l2_emb}, {"params": rest, "weight_decay": 0.0}]
+    opt = torch.optim.Adam(groups, lr=settings.lr, fused=True)  # one kernel per step
     data = torch.as_tensor(train_windows)
     best, best_state, best_epoch, bad = float("inf"), None, 0, 0
     history = {"train_loss": [], "val_loss": []}

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from behaviorflow.config import from_schema, schema_defaults, with_defaults
+from behaviorflow.predictors.baselines import query_fingerprint
 from behaviorflow.predictors.evaluation import evaluate, label_groups, long_rows
 from behaviorflow.predictors.models import (
     FitSettings,
@@ -52,6 +53,7 @@ class PredictorSettings:
     val_share: float
     max_val_examples: int  # pretraining's early stopping scores an evenly spaced subsample
     device: str
+    window_stride: int  # pretraining windows end every this many events (0: non-overlapping)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "PredictorSettings":
@@ -59,7 +61,7 @@ class PredictorSettings:
         full = with_defaults(cfg, "properties/predictors")
         model = ModelSettings(**{k: full[k] for k in ModelSettings.__dataclass_fields__})
         return cls(model, FitSettings(**full["pretrain"]), FitSettings(**full["finetune"]), full["val_share"],
-                   full["max_val_examples"], full["device"])
+                   full["max_val_examples"], full["device"], full["window_stride"])
 
 
 def _window_len(kind: str, settings: ModelSettings) -> int:
@@ -102,7 +104,7 @@ def pretrain(split: pd.DataFrame, synthetic: pd.DataFrame | None, kind: str, see
     seqs = sequences(train, vocab)
     if synthetic is not None and len(synthetic):
         seqs += sequences(synthetic, vocab)
-    data = windows(seqs, _window_len(kind, settings.model))
+    data = windows(seqs, _window_len(kind, settings.model), settings.window_stride)
     model = build_model(kind, vocab.sizes, vocab.n_labels, settings.model).to(device_for(settings.device))
     val_ctx, val_labels, _ = query_examples(split, vocab, "val", settings.model.max_len)
     keep = np.unique(np.linspace(0, len(val_labels) - 1, min(settings.max_val_examples, len(val_labels))).astype(int))
@@ -112,7 +114,8 @@ def pretrain(split: pd.DataFrame, synthetic: pd.DataFrame | None, kind: str, see
     ctx, labels, _ = query_examples(split, vocab, "test", settings.model.max_len)
     metrics = evaluate(predict_logits(model, ctx), labels, groups)
     history.update(train_windows=int(len(data)), train_events=int(sum(len(s) for s in seqs)),
-                   synthetic_events=int(len(synthetic)) if synthetic is not None else 0)
+                   synthetic_events=int(len(synthetic)) if synthetic is not None else 0,
+                   **query_fingerprint(split))
     return model, history, metrics, groups
 
 

@@ -57,15 +57,18 @@ def sequences(events: pd.DataFrame, vocab: Vocab, user_col: str = "user_id") -> 
     return [vocab.encode(g) for _, g in ev.groupby(user_col, sort=True)]
 
 
-def windows(seqs: list[np.ndarray], length: int) -> np.ndarray:
-    """Non-overlapping training windows of at most `length` (= max_len + 1) events, left-padded:
-    [m, length, 4]. Every event but each sequence's first is a target exactly once: a window's
-    first event is only history for the next."""
+def windows(seqs: list[np.ndarray], length: int, stride: int = 0) -> np.ndarray:
+    """Training windows of at most `length` (= max_len + 1) events ending every `stride` events
+    from each sequence's end, left-padded: [m, length, 4]. stride 0 = length - 1: non-overlapping,
+    every event but each sequence's first a target exactly once (a window's first event is only
+    history for the next). A smaller stride overlaps the windows, so each target is also seen
+    with a longer history (sliding-window augmentation)."""
+    step = stride or length - 1
     out = []
     for s in seqs:
         if len(s) < 2:
             continue
-        for end in range(len(s), 1, -(length - 1)):
+        for end in range(len(s), 1, -step):
             chunk = s[max(0, end - length):end]
             if len(chunk) >= 2:
                 out.append(np.vstack([np.zeros((length - len(chunk), 4), np.int64), chunk]))

@@ -194,3 +194,28 @@ def save_and_show(fig: Figure, path):
 
     fig.savefig(path, dpi=100)
     return Image(filename=str(path))
+
+
+def plot_leaderboard(summary: pd.DataFrame) -> Figure:
+    """The leaderboard: Acc@1, Overall and Tail of every predictor (mean ± sd over seeds), one
+    panel per dataset, counting baselines in grey."""
+    datasets = sorted(summary["dataset"].unique())
+    fig = Figure(figsize=(6.0 * len(datasets), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(datasets)))
+    metrics = ("acc1", "overall", "tail")
+    for ax, dataset in zip(axes, datasets):
+        rows = summary[summary["dataset"] == dataset]
+        order = rows[rows["metric"] == "acc1"].sort_values("mean")["model"].tolist()
+        x = np.arange(len(metrics))
+        width = 0.8 / max(len(order), 1)
+        for j, model in enumerate(order):
+            mine = rows[rows["model"] == model].set_index("metric").reindex(list(metrics))
+            counting = model in ("global_mf", "user_mf", "markov1")
+            colour = str(0.35 + 0.2 * j) if counting else SOURCE_COLOURS[j % len(SOURCE_COLOURS)]
+            ax.bar(x + j * width, mine["mean"].fillna(0), width, yerr=mine["sd"].fillna(0), capsize=2,
+                   color=colour, label=model)
+        ax.set_xticks(x + width * (len(order) - 1) / 2, metrics)
+        ax.set_ylabel("score (mean ± sd over seeds)")
+        ax.set_title(dataset, fontsize=10)
+        ax.legend(fontsize=7)
+    return fig

@@ -59,3 +59,38 @@ def get_table4_inputs(wildcards):
             seed=ABLATION["seeds"],
         ),
     }
+
+
+def _pretrained(kind, dataset):
+    """Paths of the real-data pretraining runs of one dataset (every predictor and seed)."""
+    return expand(
+        "results/{dataset}/parts/table1/{model}_real_seed{seed}.{kind}",
+        dataset=dataset,
+        model=PREDICTORS,
+        seed=SEEDS,
+        kind=kind,
+    )
+
+
+def get_leaderboard_inputs(wildcards):
+    """Every dataset's counting rows and structure, and its pretrained predictors' rows, histories
+    (the query fingerprints) and weights."""
+    inputs = {
+        "parts": expand(
+            "results/{dataset}/parts/leaderboard/counting.csv", dataset=DATASETS
+        ),
+        "models": expand(
+            "models/predictors/{dataset}/{model}/real/seed{seed}.pt",
+            dataset=DATASETS,
+            model=PREDICTORS,
+            seed=SEEDS,
+        ),
+    }
+    for dataset in DATASETS:
+        inputs["parts"] += _pretrained("csv", dataset)
+        inputs[f"structure_{dataset}"] = f"results/{dataset}/structure.json"
+        inputs[f"fingerprints_{dataset}"] = [
+            f"results/{dataset}/structure.json",
+            *_pretrained("json", dataset),
+        ]
+    return inputs

@@ -1,0 +1,106 @@
+"""The prediction leaderboard: every next-behaviour predictor of every dataset on the same test
+queries with the same protocol (DESIGN.md, "Next-behaviour prediction"), with a verdict per
+dataset on whether the learned models beat counting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from behaviorflow.reporting.scenario_tables import METRIC_TEXT
+from behaviorflow.reporting.tables import COLUMNS, fmt_value, md_table, summarize, write_results_table
+
+COUNTING = ("global_mf", "user_mf", "markov1")
+ROW_TEXT = {
+    "global_mf": "the training events' most frequent behaviour",
+    "user_mf": "each user's most frequent behaviour so far",
+    "markov1": "previous behaviour -> most frequent next (the user's own transitions first)",
+    "sasrec": "SASRec, pretrained on the training users (causal)",
+    "bert4rec": "BERT4Rec, pretrained on the training users (bidirectional, masked)",
+}
+SHOWN = ("acc1", "acc3", "overall", "head", "medium", "tail")
+
+
+def check_shared_queries(fingerprints: dict[str, list[dict]]) -> dict[str, dict]:
+    """One query set per dataset: every row's fingerprint equal, else a clear error."""
+    out = {}
+    for dataset, prints in fingerprints.items():
+        keys = {(p["queries"], p["queries_sha256"]) for p in prints}
+        if len(keys) != 1:
+            raise ValueError(f"{dataset}: the leaderboard rows were scored on different queries {sorted(keys)}; "
+                             "rebuild the split and every predictor of the dataset")
+        out[dataset] = {k: prints[0][k] for k in ("queries", "query_users", "queries_sha256")}
+    return out
+
+
+def _cell(summary: pd.DataFrame, metric: str) -> str:
+    row = summary[summary["metric"] == metric]
+    if row.empty or np.isnan(row["mean"].iloc[0]):
+        return ""
+    mean, sd = row["mean"].iloc[0], row["sd"].iloc[0]
+    return fmt_value(mean) + ("" if np.isnan(sd) else f" ± {sd:.4f}")
+
+
+def verdict(summary: pd.DataFrame, dataset: str) -> str:
+    """Best learned model against the best counting baseline on Acc@1, in points, beside the spread."""
+    acc = summary[(summary["dataset"] == dataset) & (summary["metric"] == "acc1")].set_index("model")
+    counting = acc.loc[acc.index.intersection(COUNTING)]
+    learned = acc.drop(index=list(COUNTING), errors="ignore")
+    if counting.empty or learned.empty:
+        return f"{dataset}: not enough rows for a verdict."
+    base = counting["mean"].idxmax()
+    parts = []
+    for model, row in learned.sort_values("mean", ascending=False).iterrows():
+        gap = (row["mean"] - counting.loc[base, "mean"]) * 100
+        sd = 0.0 if np.isnan(row["sd"]) else row["sd"] * 100
+        if gap > 2 * sd and gap > 0.5:
+            word = "beats"
+        elif gap > 0:
+            word = "is above, within twice its seed sd of,"
+        else:
+            word = "does not beat"
+        parts.append(f"{model} {word} the best counting baseline ({base}) by {gap:+.1f} Acc@1 points "
+                     f"(seed sd {sd:.1f})")
+    over_user = (learned["mean"].max() - acc.loc["user_mf", "mean"]) * 100 if "user_mf" in acc.index else np.nan
+    return (f"{dataset}: " + "; ".join(parts) + f". The best learned model is {over_user:+.1f} points above each "
+            "user's most frequent behaviour.")
+
+
+def leaderboard_page(summary: pd.DataFrame, structures: dict[str, dict], queries: dict[str, dict],
+                     seeds: list[int]) -> str:
+    lines = ["# Prediction leaderboard", "",
+             "Every next-behaviour predictor on the same test queries of each dataset (DESIGN.md, \"Next-behaviour "
+             "prediction\"): the test users' query events, each predicted from the events before it, knowing the "
+             "target's time but never its behaviour or zone. Counting baselines are deterministic (seed 0); "
+             f"learned models: mean ± sample sd over seeds {seeds}.", "", METRIC_TEXT, ""]
+    for dataset in sorted(summary["dataset"].unique()):
+        st, q = structures.get(dataset, {}), queries.get(dataset, {})
+        lines += [f"## {dataset}", "",
+                  f"{q.get('queries')} queries of {q.get('query_users')} test users (sha256 "
+                  f"`{str(q.get('queries_sha256'))[:16]}`, the same for every row); {st.get('labels')} labels: "
+                  f"{st.get('head_labels')} head, {st.get('medium_labels')} medium, {st.get('tail_labels')} tail "
+                  f"(training shares), in {st.get('categories')} categories.", ""]
+        part = summary[summary["dataset"] == dataset]
+        order = part[part["metric"] == "acc1"].sort_values("mean", ascending=False)["model"].tolist()
+        rows = [[m, ROW_TEXT.get(m, m), *(_cell(part[part["model"] == m], k) for k in SHOWN)] for m in order]
+        lines += md_table(["model", "what it is", *SHOWN], rows)
+        lines += ["", "**Verdict.** " + verdict(summary, dataset), ""]
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard_table(*, parts: list[str], fingerprints: dict[str, list[str]], structures: dict[str, str],
+                      outputs: dict, config: dict, seeds: list[int], models_from=()) -> pd.DataFrame:
+    """Rule leaderboard_table: results/leaderboard.csv, its summary, page and provenance."""
+    long = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+    long = long[long["setting"] == "real"][COLUMNS].sort_values(["dataset", "model", "metric", "seed"],
+                                                                  ignore_index=True)
+    prints = {d: [json.load(open(p)) for p in paths] for d, paths in fingerprints.items()}
+    queries = check_shared_queries(prints)
+    stats = {d: json.load(open(p)) for d, p in structures.items()}
+    summary = summarize(long)
+    page = leaderboard_page(summary, stats, queries, seeds)
+    write_results_table(outputs, "leaderboard", long, summary, page, [*parts, *(p for paths in fingerprints.values() for p in paths)],
+                        config, seeds, models_from=models_from)
+    return summary
