@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from behaviorflow.config import from_schema
+from behaviorflow.devices import bf16_supported
 from behaviorflow.lm.examples import (
     IGNORE,
     Example,
@@ -253,15 +254,6 @@ def split_eval(examples: list[Example], share: float, seed: int) -> tuple[list[E
     n_eval = max(1, int(round(share * len(examples))))
     held = set(order[:n_eval].tolist())
     return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
-
-
-def bf16_supported(device: str) -> bool:
-    """Whether bfloat16 matmuls run natively (CUDA with bf16, or a CPU with AVX512-BF16 / AMX)."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def run_fingerprint(settings: TuningSettings, train: list[Example]) -> str:

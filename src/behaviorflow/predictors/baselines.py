@@ -88,8 +88,8 @@ def predictability(split_path, events_path, outputs: dict, dataset: str, slot_mi
     table = pd.concat(rows, ignore_index=True)
     write_csv(table, outputs["metrics"])
     stats = structure_stats(pd.read_parquet(events_path))
-    stats.update(labels=int(vocab.n_labels), **{f"{g}_labels": int((groups == g).sum()) for g in ("head", "medium", "tail")},
-                 categories=int(split["category"].nunique()) if "category" in split else None,
-                 **query_fingerprint(split))
+    counts = {f"{g}_labels": int((groups == g).sum()) for g in ("head", "medium", "tail")}
+    stats.update(labels=int(vocab.n_labels), **counts, **query_fingerprint(split),
+                 categories=int(split["category"].nunique()) if "category" in split else None)
     write_json(outputs["structure"], stats)
     return table

@@ -57,6 +57,7 @@ class FitSettings:
     max_epochs: int
     patience: int
     l2_emb: float  # L2 on the embedding tables only (BUA App. G)
+    bf16: bool  # bfloat16 autocast where the device runs bf16 matmuls natively
 
 
 def _torch():
@@ -202,13 +203,22 @@ def model_inputs(kind: str, ctx):
     return _bert4rec_tokens(ctx)
 
 
-def predict_logits(model, ctx: np.ndarray, batch_size: int = 1024):
+def autocast(model, enabled: bool):
+    """bfloat16 autocast on the model's device when `enabled` and the device has native bf16 matmuls
+    (the label head's scores are cast back to float32 before any loss or softmax)."""
+    from behaviorflow.devices import bf16_supported
+
+    device = next(model.parameters()).device.type
+    return _torch().autocast(device, dtype=_torch().bfloat16, enabled=enabled and bf16_supported(device))
+
+
+def predict_logits(model, ctx: np.ndarray, batch_size: int = 1024, bf16: bool = False):
     """Next-event logits [n, n_labels] for `sequences.contexts` windows [n, max_len + 1, 4]."""
     torch = _torch()
     device = next(model.parameters()).device
     model.eval()
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(model, bf16):
         for b in range(0, len(ctx), batch_size):
             x = model_inputs(model.kind, torch.as_tensor(ctx[b:b + batch_size], device=device))
             last = torch.zeros(x.shape[:2], dtype=torch.bool, device=device)
@@ -217,10 +227,10 @@ def predict_logits(model, ctx: np.ndarray, batch_size: int = 1024):
     return torch.cat(out).numpy() if out else np.zeros((0, model.head.out_features), np.float32)
 
 
-def _val_loss(model, val) -> float:
+def _val_loss(model, val, bf16: bool) -> float:
     torch = _torch()
     ctx, labels = val
-    logits = torch.as_tensor(predict_logits(model, ctx))
+    logits = torch.as_tensor(predict_logits(model, ctx, bf16=bf16))
     return float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels)))
 
 
@@ -260,7 +270,9 @@ def fit(model, train_windows: np.ndarray, val: tuple[np.ndarray, np.ndarray] | N
             scored = targets != -100
             if not scored.any():
                 continue
-            loss = torch.nn.functional.cross_entropy(model(inputs, scored), targets[scored])
+            with autocast(model, settings.bf16):
+                logits = model(inputs, scored)
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets[scored])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -268,7 +280,7 @@ def fit(model, train_windows: np.ndarray, val: tuple[np.ndarray, np.ndarray] | N
         history["train_loss"].append(round(total / max(n, 1), 5))
         if val is None or len(val[1]) == 0:
             continue
-        loss = _val_loss(model, val)
+        loss = _val_loss(model, val, settings.bf16)
         history["val_loss"].append(round(loss, 5))
         if loss < best - 1e-5:
             best, best_state, best_epoch, bad = loss, copy.deepcopy(model.state_dict()), epoch + 1, 0

@@ -101,6 +101,6 @@ def leaderboard_table(*, parts: list[str], fingerprints: dict[str, list[str]], s
     stats = {d: json.load(open(p)) for d, p in structures.items()}
     summary = summarize(long)
     page = leaderboard_page(summary, stats, queries, seeds)
-    write_results_table(outputs, "leaderboard", long, summary, page, [*parts, *(p for paths in fingerprints.values() for p in paths)],
-                        config, seeds, models_from=models_from)
+    inputs = [*parts, *(p for paths in fingerprints.values() for p in paths)]
+    write_results_table(outputs, "leaderboard", long, summary, page, inputs, config, seeds, models_from=models_from)
     return summary
