@@ -151,7 +151,7 @@ def test_per_user_fine_tuning_never_trains_on_query_events(monkeypatch):
         assert not (train_windows[..., 3] == zq).any()
         assert val is None or not (val[0][..., 3] == zq).any()
     # the check has teeth: the evaluation contexts do hold query events (as history)
-    ctx, _, _ = scenarios.query_examples(split, vocab, "test", 10)
+    ctx, _, _ = query_examples(split, vocab, "test", 10)
     assert (ctx[..., 3] == zq).any()
     assert set(metrics) == {("none", "none"), ("none", "real"), ("markov", "synthetic"),
                             ("markov", "real+synthetic")}

@@ -100,3 +100,17 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     priv = pd.read_csv(work / "results/tokyo/privacy.csv").set_index("metric")["value"]
     assert 0 <= priv["mia_auc"] <= 1 and priv["holdout"] > 0 and priv["members"] > 0
     assert not (work / "results/table4.csv").exists()
+
+
+def test_tokyo_taxonomies(tmp_path, tokyo_csv, tokyo_chain):
+    """Venue categories get their Foursquare top category; intents their four groups; one each."""
+    out, ingested, *_ = tokyo_chain
+    assert ingested["taxonomy"]["labels"]["shopping"] == "errands"
+    assert set(ingested["taxonomy"]["labels"].values()) == {"errands", "leisure", "obligations", "other"}
+    split = pd.read_parquet(out / "processed/split.parquet")
+    assert split.groupby("behavior")["category"].nunique().eq(1).all()
+    ds = DatasetSettings(name="venues", format="checkins_csv", path=str(tokyo_csv), label_column="venue_category")
+    report = ingest(ds, tokyo_csv, tmp_path / "e.parquet", tmp_path / "r.csv", tmp_path / "r.json", tmp_path / "a.parquet")
+    labels = report["taxonomy"]["labels"]
+    assert len(labels) == 492 and report["taxonomy"]["categories"] == 10
+    assert labels["Park"] == "Outdoors & Recreation" and report["taxonomy"]["source"] == "column top_category"

@@ -76,7 +76,8 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     jobs = _planned_jobs(run_snakemake(work, "-n"))
     downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "scenario_table", "all",
                   "generate_ablation", "validate_synthetic", "validation_report", "ablation_table", "write_manifest",
-                  "data_overview_report", "fidelity_privacy_report", "table_report"}
+                  "data_overview_report", "fidelity_privacy_report", "table_report", "predictability",
+                  "leaderboard_table"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
@@ -97,8 +98,9 @@ def test_editing_library_code_reruns_exactly_the_rules_that_run_it(tmp_path):
     assert "Nothing to be done" in run_snakemake(work, "-n", env=env).stdout
     models = work / "src/behaviorflow/predictors/models.py"
     models.write_text(models.read_text() + "\n# an edit\n")
-    assert _planned_jobs(run_snakemake(work, "-n", env=env)) == {
-        "pretrain_predictor", "finetune_predictor", "scenario_table", "table_report", "write_manifest", "all"}
+    assert _planned_jobs(run_snakemake(work, "-n", env=env)) == {  # the leaderboard is in the data overview
+        "pretrain_predictor", "finetune_predictor", "scenario_table", "leaderboard_table", "table_report",
+        "data_overview_report", "write_manifest", "all"}
     models.write_text(models.read_text().removesuffix("\n# an edit\n"))  # back: nothing to do again
     assert "Nothing to be done" in run_snakemake(work, "-n", env=env).stdout
     privacy = work / "src/behaviorflow/validation/privacy.py"
@@ -155,6 +157,28 @@ def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
     real = t3.xs(("sasrec", "none", "real", "acc1", 1))
     aug = t3.xs(("sasrec", "markov", "real+synthetic", "acc1", 1))
     assert t3.xs(("sasrec", "markov", "improvement_pct", "acc1", 1)) == pytest.approx((aug - real) / real * 100)
+
+
+def test_leaderboard_scores_every_predictor_on_the_same_queries(tiny_run):
+    results = tiny_run / "results"
+    board = pd.read_csv(results / "leaderboard.csv")
+    assert set(board["model"]) == {"global_mf", "user_mf", "markov1", "sasrec", "bert4rec"}
+    assert set(board.loc[board["model"].isin(["sasrec", "bert4rec"]), "seed"]) == {1, 2}
+    assert set(board.loc[board["model"].isin(["global_mf", "user_mf", "markov1"]), "seed"]) == {0}
+    # the learned rows are table 1's real-data pretraining runs, not new ones
+    t1 = pd.read_csv(results / "table1.csv")
+    t1 = t1[(t1["setting"] == "real") & (t1["generator"] == "none")]
+    learned = board[board["model"].isin(["sasrec", "bert4rec"])]
+    key = ["model", "metric", "seed"]
+    assert learned.set_index(key)["value"].sort_index().equals(t1.set_index(key)["value"].sort_index())
+    structure = read_json(results / "tiny/structure.json")
+    histories = [read_json(p) for p in (results / "tiny/parts/table1").glob("*_real_seed*.json")]
+    assert len(histories) == 4 and {h["queries_sha256"] for h in histories} == {structure["queries_sha256"]}
+    page = (results / "leaderboard.md").read_text()
+    assert structure["queries_sha256"][:16] in page and "**Verdict.**" in page
+    assert structure["head_labels"] + structure["medium_labels"] + structure["tail_labels"] == structure["labels"]
+    overview = (tiny_run / "reports/tiny_data_overview.html").read_text()
+    assert "Predictability" in overview and "weekly_repeat_rate" in overview
 
 
 def test_deleting_only_table3_rebuilds_only_table3(tiny_run):

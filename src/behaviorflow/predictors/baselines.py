@@ -1,7 +1,7 @@
 """Counting baselines of the prediction leaderboard: what a predictor must beat to have learned more
 than frequencies.
 
-Each scores every label for every query event, in the order of `scenarios.query_examples`, from
+Each scores every label for every query event, in the order of `sequences.query_examples`, from
 the same information a model has: the training users' events and the test user's events before
 the query (never the query's own behaviour or zone).
 - `global_mf`: the training events' label shares (the same ranking for every query);
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from behaviorflow.predictors.sequences import OFFSET, Vocab
+from behaviorflow.predictors.sequences import OFFSET, Vocab, query_examples
 
 BASELINES = ("global_mf", "user_mf", "markov1")
 
@@ -76,7 +76,6 @@ def predictability(split_path, events_path, outputs: dict, dataset: str, slot_mi
     from behaviorflow.atomic import write_csv, write_json
     from behaviorflow.data.structure import structure_stats
     from behaviorflow.predictors.evaluation import evaluate, label_groups, long_rows
-    from behaviorflow.predictors.scenarios import query_examples
 
     split = pd.read_parquet(split_path)
     vocab = Vocab.from_split(split, slot_minutes)

@@ -33,7 +33,7 @@ from behaviorflow.predictors.models import (
     fit,
     predict_logits,
 )
-from behaviorflow.predictors.sequences import Vocab, contexts, sequences, windows
+from behaviorflow.predictors.sequences import Vocab, contexts, query_examples, sequences, windows
 
 log = logging.getLogger(__name__)
 SETTINGS_FT = ("none", "real", "synthetic", "real+synthetic")
@@ -66,24 +66,6 @@ class PredictorSettings:
 
 def _window_len(kind: str, settings: ModelSettings) -> int:
     return settings.max_len + 1  # both models: max_len tokens built from max_len + 1 events
-
-
-def query_examples(split: pd.DataFrame, vocab: Vocab, split_name: str, max_len: int):
-    """Contexts and labels of the query events of every `split_name` user (history: all earlier
-    events of the user, support and query), plus each example's user."""
-    users = split[split["split"] == split_name].sort_values(["user_id", "event_idx"], kind="stable")
-    ctx, labels, who = [], [], []
-    for uid, ev in users.groupby("user_id", sort=True):
-        hist = vocab.encode(ev)
-        targets = np.flatnonzero(ev["part"].to_numpy() == "query")
-        if len(targets):
-            c, y = contexts(hist, targets, max_len)
-            ctx.append(c)
-            labels.append(y)
-            who += [uid] * len(y)
-    if not ctx:
-        raise ValueError(f"no query events for {split_name} users")
-    return np.concatenate(ctx), np.concatenate(labels), np.array(who)
 
 
 def _seed_all(seed: int, threads: int | None):

@@ -89,3 +89,21 @@ def contexts(history: np.ndarray, targets: np.ndarray, max_len: int) -> tuple[np
     ctx[:, -1, 3] = MASK
     labels = history[targets, 0] - OFFSET
     return ctx, labels.astype(np.int64)
+
+
+def query_examples(split: pd.DataFrame, vocab: Vocab, split_name: str, max_len: int):
+    """Contexts and labels of the query events of every `split_name` user (history: all earlier
+    events of the user, support and query), plus each example's user."""
+    users = split[split["split"] == split_name].sort_values(["user_id", "event_idx"], kind="stable")
+    ctx, labels, who = [], [], []
+    for uid, ev in users.groupby("user_id", sort=True):
+        hist = vocab.encode(ev)
+        targets = np.flatnonzero(ev["part"].to_numpy() == "query")
+        if len(targets):
+            c, y = contexts(hist, targets, max_len)
+            ctx.append(c)
+            labels.append(y)
+            who += [uid] * len(y)
+    if not ctx:
+        raise ValueError(f"no query events for {split_name} users")
+    return np.concatenate(ctx), np.concatenate(labels), np.array(who)
