@@ -110,7 +110,8 @@ def test_tokyo_taxonomies(tmp_path, tokyo_csv, tokyo_chain):
     split = pd.read_parquet(out / "processed/split.parquet")
     assert split.groupby("behavior")["category"].nunique().eq(1).all()
     ds = DatasetSettings(name="venues", format="checkins_csv", path=str(tokyo_csv), label_column="venue_category")
-    report = ingest(ds, tokyo_csv, tmp_path / "e.parquet", tmp_path / "r.csv", tmp_path / "r.json", tmp_path / "a.parquet")
+    report = ingest(ds, tokyo_csv, tmp_path / "e.parquet", tmp_path / "r.csv", tmp_path / "r.json",
+                    tmp_path / "a.parquet")
     labels = report["taxonomy"]["labels"]
     assert len(labels) == 492 and report["taxonomy"]["categories"] == 10
     assert labels["Park"] == "Outdoors & Recreation" and report["taxonomy"]["source"] == "column top_category"

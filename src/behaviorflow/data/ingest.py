@@ -316,9 +316,11 @@ def _ingest_parquet(layout, ds, events_out, file_label, threads, memory_mb):
         ts = f"try_strptime({ts_raw}::VARCHAR, {sql_str(layout.timestamp_format)})"
     vocab = ""
     if ds.vocabulary:
-        vocab = f"WHEN behavior NOT IN ({', '.join(sql_str(x) for x in ds.vocabulary)}) THEN 'label_not_in_vocabulary'"
+        labels = ", ".join(sql_str(x) for x in ds.vocabulary)
+        vocab = f"WHEN behavior NOT IN ({labels}) THEN 'label_not_in_vocabulary'"
     numbered = (f'(SELECT * REPLACE ({ts} AS "{m["ts"]}"), file_row_number + 1 AS line, '
-                f"to_json(t)::VARCHAR AS raw_line, {ts_raw} IS NULL OR {ts_raw}::VARCHAR = '' AS ts_empty FROM {src} t)")
+                f"to_json(t)::VARCHAR AS raw_line, {ts_raw} IS NULL OR {ts_raw}::VARCHAR = '' AS ts_empty "
+                f"FROM {src} t)")
     canonical = canonical_sql(layout, ds, numbered, cast_coordinates=True, extra=("line", "raw_line", "ts_empty"))
     con.execute(f"""CREATE TEMP TABLE checked AS SELECT *,
         CASE WHEN user_id IS NULL THEN 'empty_user_id'

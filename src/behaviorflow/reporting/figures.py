@@ -208,10 +208,14 @@ def plot_leaderboard(summary: pd.DataFrame) -> Figure:
         order = rows[rows["metric"] == "acc1"].sort_values("mean")["model"].tolist()
         x = np.arange(len(metrics))
         width = 0.8 / max(len(order), 1)
+        counting = [m for m in order if m in ("global_mf", "user_mf", "markov1")]
+        learned = [m for m in order if m not in counting]
         for j, model in enumerate(order):
             mine = rows[rows["model"] == model].set_index("metric").reindex(list(metrics))
-            counting = model in ("global_mf", "user_mf", "markov1")
-            colour = str(0.35 + 0.2 * j) if counting else SOURCE_COLOURS[j % len(SOURCE_COLOURS)]
+            if model in counting:  # greys, darker for the stronger baseline
+                colour = str(0.8 - 0.25 * counting.index(model))
+            else:
+                colour = SOURCE_COLOURS[learned.index(model) % len(SOURCE_COLOURS)]
             ax.bar(x + j * width, mine["mean"].fillna(0), width, yerr=mine["sd"].fillna(0), capsize=2,
                    color=colour, label=model)
         ax.set_xticks(x + width * (len(order) - 1) / 2, metrics)

@@ -56,16 +56,16 @@ def verdict(summary: pd.DataFrame, dataset: str) -> str:
         gap = (row["mean"] - counting.loc[base, "mean"]) * 100
         sd = 0.0 if np.isnan(row["sd"]) else row["sd"] * 100
         if gap > 2 * sd and gap > 0.5:
-            word = "beats"
+            word = "beats it"
         elif gap > 0:
-            word = "is above, within twice its seed sd of,"
+            word = "is above it, but within twice its seed sd"
         else:
-            word = "does not beat"
-        parts.append(f"{model} {word} the best counting baseline ({base}) by {gap:+.1f} Acc@1 points "
-                     f"(seed sd {sd:.1f})")
+            word = "does not beat it"
+        parts.append(f"{model} {gap:+.1f} Acc@1 points (seed sd {sd:.1f}): {word}")
     over_user = (learned["mean"].max() - acc.loc["user_mf", "mean"]) * 100 if "user_mf" in acc.index else np.nan
-    return (f"{dataset}: " + "; ".join(parts) + f". The best learned model is {over_user:+.1f} points above each "
-            "user's most frequent behaviour.")
+    return (f"{dataset}: against the best counting baseline ({base}), " + "; ".join(parts)
+            + f". The best learned model stands {over_user:+.1f} points against each user's most frequent "
+            "behaviour.")
 
 
 def leaderboard_page(summary: pd.DataFrame, structures: dict[str, dict], queries: dict[str, dict],
