@@ -112,8 +112,6 @@ class _Reader:
                 f"timestampformat={sql_str(self.layout.timestamp_format)}, auto_detect=false, "
                 "store_rejects=true, ignore_errors=true, quote='\"', escape='\"', strict_mode=true)")
 
-    def canonical_select(self, src: str) -> str:
-        return canonical_sql(self.layout, self.ds, src, cast_coordinates=False)
 
 
 def clean_text(expr: str) -> str:
@@ -144,9 +142,11 @@ def canonical_sql(layout: SourceLayout, ds: DatasetSettings, src: str, cast_coor
             f'{"".join(", " + e for e in extra)} FROM ({inner})')
 
 
+# Coordinates on the globe: |lat| <= 90, |lon| <= 180 (NaN and infinities are not).
+COORDINATE_BOUNDS = {"lat": 90.0, "lon": 180.0}
+ON_GLOBE = " AND ".join(f"({c} IS NULL OR {c} BETWEEN -{b:g} AND {b:g})" for c, b in COORDINATE_BOUNDS.items())
 # A valid event: required fields present, coordinates (when given) on the globe.
-VALID_WHERE = ("user_id IS NOT NULL AND ts IS NOT NULL AND location IS NOT NULL AND behavior IS NOT NULL "
-               "AND (lat IS NULL OR lat BETWEEN -90 AND 90) AND (lon IS NULL OR lon BETWEEN -180 AND 180)")
+VALID_WHERE = " AND ".join([*(f"{c} IS NOT NULL" for c in REQUIRED), ON_GLOBE])
 
 
 def _reader_rejects(con, file_label: str, shape: re.Pattern, mapping: dict, label_col: str,
@@ -203,10 +203,11 @@ def _scan_lines(con, layout: SourceLayout, path: Path) -> tuple[int, list[tuple[
            "ignore_errors=true, max_line_size=16777216))")
     maybe = [f"contains(raw, {d} || {d})", f"starts_with(raw, {d})", f"ends_with(raw, {d})", "contains(raw, '\"')",
              f"regexp_matches(raw, '{CONTROL_CHARACTERS}')"]
-    for c, bound in (("lat", 90), ("lon", 180)):
+    for c, bound in COORDINATE_BOUNDS.items():
         if c in layout.mapping:
             i = layout.source_columns.index(layout.mapping[c]) + 1
-            maybe.append(f"NOT (TRY_CAST(trim(string_split(raw, {d})[{i}]) AS DOUBLE) BETWEEN -{bound} AND {bound})")
+            value = f"TRY_CAST(trim(string_split(raw, {d})[{i}]) AS DOUBLE)"
+            maybe.append(f"NOT ({value} BETWEEN -{bound:g} AND {bound:g})")
     n, found = con.execute(f"""SELECT count(raw), list((line, raw) ORDER BY line)
         FILTER (raw IS NOT NULL AND line > {int(layout.header)} AND ({' OR '.join(maybe)})) FROM {src}""").fetchone()
     return n - (1 if layout.header else 0), [(int(x["line"] if isinstance(x, dict) else x[0]),
@@ -214,7 +215,7 @@ def _scan_lines(con, layout: SourceLayout, path: Path) -> tuple[int, list[tuple[
 
 
 def _coordinate_off_globe(values: dict, layout: SourceLayout) -> str | None:
-    for c, bound in (("lat", 90.0), ("lon", 180.0)):
+    for c, bound in COORDINATE_BOUNDS.items():
         text = values.get(layout.mapping.get(c, ""), "").strip()
         try:
             value = float(text) if text else None
@@ -281,7 +282,8 @@ def ingest_file(layout: SourceLayout, ds: DatasetSettings, events_out: Path, wor
         for attempt in range(2):
             log.info("%s: parsing, validating and de-duplicating (one DuckDB pass)", file_label)
             reader = _Reader(layout, ds, workdir, threads, memory_mb)
-            valid = f"SELECT * FROM ({reader.canonical_select(reader.source_sql(path))}) WHERE {VALID_WHERE}"
+            canonical = canonical_sql(layout, ds, reader.source_sql(path), cast_coordinates=False)
+            valid = f"SELECT * FROM ({canonical}) WHERE {VALID_WHERE}"
             _write_events(reader.con, valid, ds.slot_minutes, events_out)
             rejects = _reader_rejects(reader.con, file_label, shape, layout.mapping, layout.mapping["behavior"], header)
             if attempt or not any(r["reason"] == "invalid_encoding" for r in rejects):
@@ -328,8 +330,7 @@ def _ingest_parquet(layout, ds, events_out, file_label, threads, memory_mb):
              WHEN ts IS NULL THEN 'unparseable_timestamp'
              WHEN location IS NULL THEN 'empty_location'
              WHEN behavior IS NULL THEN 'empty_label' {vocab}
-             WHEN NOT ((lat IS NULL OR lat BETWEEN -90 AND 90) AND (lon IS NULL OR lon BETWEEN -180 AND 180))
-                  THEN 'coordinate_out_of_range' END AS reason
+             WHEN NOT ({ON_GLOBE}) THEN 'coordinate_out_of_range' END AS reason
         FROM ({canonical})""")
     valid = "SELECT user_id, ts, location, behavior, lat, lon, category FROM checked WHERE reason IS NULL"
     _write_events(con, valid, ds.slot_minutes, events_out)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from behaviorflow.data.events import in_order
+
 PAD, MASK, OFFSET = 0, 1, 2
 FEATURES = ("behavior", "slot", "weekday", "location")
 
@@ -50,11 +52,9 @@ class Vocab:
         return out.astype(np.int64)
 
 
-def sequences(events: pd.DataFrame, vocab: Vocab, user_col: str = "user_id") -> list[np.ndarray]:
+def sequences(events: pd.DataFrame, vocab: Vocab) -> list[np.ndarray]:
     """One encoded, time-ordered sequence per user (sorted by user id, deterministic)."""
-    order = [c for c in ("ts", "event_idx") if c in events.columns]
-    ev = events.sort_values([user_col, *order], kind="stable")
-    return [vocab.encode(g) for _, g in ev.groupby(user_col, sort=True)]
+    return [vocab.encode(g) for _, g in in_order(events).groupby("user_id", sort=True)]
 
 
 def windows(seqs: list[np.ndarray], length: int, stride: int = 0) -> np.ndarray:

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from behaviorflow.predictors.baselines import BASELINES
 from behaviorflow.predictors.evaluation import share_groups
 
 GROUP_COLOURS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#2ca02c"}
@@ -208,7 +209,7 @@ def plot_leaderboard(summary: pd.DataFrame) -> Figure:
         order = rows[rows["metric"] == "acc1"].sort_values("mean")["model"].tolist()
         x = np.arange(len(metrics))
         width = 0.8 / max(len(order), 1)
-        counting = [m for m in order if m in ("global_mf", "user_mf", "markov1")]
+        counting = [m for m in order if m in BASELINES]
         learned = [m for m in order if m not in counting]
         for j, model in enumerate(order):
             mine = rows[rows["model"] == model].set_index("metric").reindex(list(metrics))

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 
+from behaviorflow.predictors.baselines import BASELINES as COUNTING
 from behaviorflow.reporting.scenario_tables import METRIC_TEXT
 from behaviorflow.reporting.tables import COLUMNS, fmt_value, md_table, summarize, write_results_table
 
-COUNTING = ("global_mf", "user_mf", "markov1")
 ROW_TEXT = {
     "global_mf": "the training events' most frequent behaviour",
     "user_mf": "each user's most frequent behaviour so far",
