@@ -88,6 +88,46 @@ def test_predictor_learns_a_deterministic_cycle(kind):
     assert hist["epochs"] == 60 and acc > 0.95
 
 
+def _personal_cycles(n_users=12, events=60, n_labels=10, length=6):
+    """Each user repeats a cycle of their own (a random 6 of 10 labels, in a random order): the
+    previous behaviour says nothing across users, the user's own past says everything."""
+    labels = [f"b{i}" for i in range(n_labels)]
+    rng = np.random.default_rng(0)
+    rows = []
+    start = dt.datetime(2024, 3, 4)
+    for u in range(n_users):
+        cycle = rng.permutation(labels)[:length]
+        for i in range(events):
+            ts = start + dt.timedelta(minutes=30 * i)
+            rows.append((f"u{u:02d}", ts, ts.weekday(), ts.hour * 60 + ts.minute // 30 * 30, "z0", cycle[i % length], i))
+    return pd.DataFrame(rows, columns=["user_id", "ts", "weekday", "slot", "location", "behavior", "event_idx"])
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "bert4rec"])
+def test_the_copy_head_learns_a_users_own_transitions(kind):
+    """Held-out users with cycles of their own: the copy head predicts them from the window (what
+    followed the same behaviour before); the same model without it, trained alike, cannot."""
+    events = _personal_cycles()
+    vocab = Vocab.from_split(events, 30)
+    train, held = events[events.user_id < "u10"], events[events.user_id >= "u10"]
+    acc = {}
+    for copy in (False, True):
+        torch.manual_seed(0)
+        model = build_model(kind, vocab.sizes, vocab.n_labels,
+                            ModelSettings(max_len=12, hidden=32, blocks=2, heads=1, dropout=0.0, copy=copy))
+        fit(model, windows(sequences(train, vocab), 13, 4), None,
+            FitSettings(lr=3e-3, batch_size=16, max_epochs=20, patience=3), seed=0, mask_prob=0.3)
+        hits = []
+        for seq in sequences(held, vocab):
+            ctx, labels = contexts(seq, np.arange(12, len(seq)), 12)
+            logp = predict_logits(model, ctx)
+            hits.append(logp.argmax(1) == labels)
+        acc[copy] = np.concatenate(hits).mean()
+        if copy:  # log-probabilities of a mixture: each row sums to one
+            assert np.allclose(np.exp(logp).sum(1), 1.0, atol=1e-4)
+    assert acc[True] > 0.9 and acc[False] < 0.3, acc
+
+
 def test_contexts_hold_earlier_events_and_only_the_time_of_the_target():
     seq = np.arange(10 * 4).reshape(10, 4) + OFFSET
     ctx, labels = contexts(seq, np.array([0, 3, 9]), 4)
@@ -100,12 +140,15 @@ def test_contexts_hold_earlier_events_and_only_the_time_of_the_target():
     assert (ctx[2, -1, 1:3] == seq[9, 1:3]).all()
 
 
+@pytest.mark.parametrize("copy", [False, True])
 @pytest.mark.parametrize("kind", ["sasrec", "bert4rec"])
-def test_a_prediction_cannot_see_the_behaviour_it_predicts(kind):
-    """Changing the target event's behaviour or zone in the history changes nothing predicted."""
+def test_a_prediction_cannot_see_the_behaviour_it_predicts(kind, copy):
+    """Changing the target event's behaviour or zone in the history changes nothing predicted
+    (the copy head included: it copies only behaviours the model may see)."""
     events = _cycle_split(n_users=2, events=30)
     vocab = Vocab.from_split(events, 30)
-    model = build_model(kind, vocab.sizes, vocab.n_labels, ModelSettings(max_len=8, hidden=16, dropout=0.0))
+    model = build_model(kind, vocab.sizes, vocab.n_labels,
+                        ModelSettings(max_len=8, hidden=16, dropout=0.0, copy=copy))
     seq = sequences(events, vocab)[0]
     altered = seq.copy()
     altered[20, 0], altered[20, 3] = OFFSET + (seq[20, 0] - OFFSET + 1) % vocab.n_labels, OFFSET

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from behaviorflow.config import from_schema
-from behaviorflow.predictors.sequences import MASK, PAD
+from behaviorflow.predictors.sequences import MASK, OFFSET, PAD
 
 log = logging.getLogger(__name__)
 MODELS = ("sasrec", "bert4rec")
@@ -39,6 +39,7 @@ class ModelSettings:
     # width of the point-wise feed-forward layer; 0 = each paper's own: SASRec hidden (two d x d
     # layers, as Kang & McAuley and the reference implementation), BERT4Rec 4 x hidden
     ffn: int
+    copy: bool  # the copy head (see `CopyHead`)
 
 
 def ffn_width(kind: str, settings: ModelSettings) -> int:
@@ -107,6 +108,44 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
             hidden = _dropout(torch.relu(self.ff1(self.norm2(x))), p, rng)
             return x + _dropout(self.ff2(hidden), p, rng)
 
+    class CopyHead(nn.Module):
+        """Pointer over the window's own events (the repeat-aware idea of RepeatNet and CopyNet): the
+        state predicting event t attends to the states that predicted the earlier events j and copies
+        their behaviours, so a moment like an earlier one (same previous behaviour, similar time) votes
+        for what followed it. p = g * softmax(head(h)) + (1 - g) * p_copy, g a learned gate; returns
+        log p, so the training loss (cross-entropy) is the mixture's log-likelihood."""
+
+        def __init__(self):
+            super().__init__()
+            self.query, self.key, self.gate = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, 1)
+
+        def forward(self, h, head, feats, select):
+            b, length, _ = h.shape
+            if kind == "sasrec":  # state j predicts event j, whose behaviour is token j + 1's previous one
+                values = torch.cat([feats[:, 1:, 0], torch.zeros_like(feats[:, :1, 0])], dim=1)
+                allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=h.device), -1)
+            else:  # events whose behaviour is visible (not masked, not padding), anywhere but the query
+                values = feats[..., 0]
+                allowed = ~torch.eye(length, dtype=torch.bool, device=h.device)
+            allowed = allowed & (values >= OFFSET)[:, None, :]  # [B, L, L]: query row, key column
+            q = self.query(h if select is None else h[select])
+            if select is not None:  # the selected query rows with their own window's keys
+                rows = select.nonzero(as_tuple=True)
+                keys, allowed, values = self.key(h)[rows[0]], allowed[rows], values[rows[0]]
+                scores = (keys @ q[:, :, None]).squeeze(-1)
+            else:
+                scores = q @ self.key(h).transpose(1, 2)
+            scores = (scores * d ** -0.5).float().masked_fill(~allowed, float("-inf"))
+            has = allowed.any(-1, keepdim=True)
+            att = torch.where(has, scores, torch.zeros_like(scores)).softmax(-1) * allowed
+            p_copy = torch.zeros((*att.shape[:-1], n_labels), device=h.device)
+            labels = (values - OFFSET).clamp(min=0)
+            p_copy.scatter_add_(-1, labels if select is not None else labels[:, None, :].expand_as(att), att)
+            hq = h if select is None else h[select]
+            g = torch.where(has, torch.sigmoid(self.gate(hq).float()), torch.ones_like(has, dtype=torch.float32))
+            p = g * head(hq).float().softmax(-1) + (1 - g) * p_copy
+            return p.clamp(min=1e-12).log()
+
     class SequenceModel(nn.Module):
         def __init__(self):
             super().__init__()
@@ -119,6 +158,7 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
             self.blocks = nn.ModuleList(Block() for _ in range(settings.blocks))
             self.norm = nn.LayerNorm(d)
             self.head = nn.Linear(d, n_labels)
+            self.copy = CopyHead() if settings.copy else None
             self.rng: np.random.Generator | None = None  # dropout's generator (`fit` seeds it)
 
         def forward(self, feats, select=None):
@@ -137,7 +177,10 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
             bias = torch.zeros(allowed.shape, device=feats.device).masked_fill_(~allowed, float("-inf"))[:, None]
             for block in self.blocks:
                 x = block(x, bias, rng)
-            return self.head(self.norm(x if select is None else x[select]))
+            x = self.norm(x)
+            if self.copy is not None:
+                return self.copy(x, self.head, feats, select)
+            return self.head(x if select is None else x[select])
 
     return SequenceModel()
 
