@@ -256,9 +256,12 @@ def split_eval(examples: list[Example], share: float, seed: int) -> tuple[list[E
     return [e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held]
 
 
-def run_fingerprint(settings: TuningSettings, train: list[Example]) -> str:
-    """A short hash of the settings and the training tokens: the name of a run's checkpoint folder."""
+def run_fingerprint(settings: TuningSettings, train: list[Example], init_from=None) -> str:
+    """A short hash of the settings, the starting weights and the training tokens: the name of a
+    run's checkpoint folder."""
     h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True, default=list).encode())
+    if init_from:
+        h.update((Path(init_from) / TRAINABLE_FILE).read_bytes())
     for e in train:
         h.update(json.dumps([e.input_ids, e.labels, e.weights]).encode())
     return h.hexdigest()[:16]
@@ -290,8 +293,11 @@ def training_arguments(settings: TuningSettings, run_dir, device: str, has_eval:
 def tune(model_dir, train: list[Example], out_dir, settings: TuningSettings, *, run_dir=None,
          eval_examples: list[Example] | None = None, extras: dict | None = None, inject: Callable | None = None,
          device: str = "auto", threads: int | None = None, desc: str = "tune", keep_checkpoints: bool = False,
-         callbacks: list | None = None) -> dict:
+         callbacks: list | None = None, init_from=None) -> dict:
     """Train the adapter (and extras) on tokenised examples; save them to `out_dir` with a report.
+
+    `init_from`: a previous run's output folder whose adapter (and extras) this run continues
+    (BehaviorLM's B-tuning continues the A-tuned adapter); it must have the same LoRA shape.
 
     `run_dir` holds the Trainer's checkpoints (default `<out_dir>.run`): if it has one, training
     resumes from the last. The adapter goes to `out_dir` in peft's format (loadable by
@@ -315,10 +321,13 @@ def tune(model_dir, train: list[Example], out_dir, settings: TuningSettings, *, 
         raise ValueError("no training example: every prompt fills max_length, or the data are empty")
     lm, _ = load_base(model_dir, settings)
     wrapped = _wrapped_class()(lm, extras, inject)
+    if init_from:
+        load_trainable(wrapped, init_from)
     trainable = apply_freeze_map(wrapped, settings.train)
     out = Path(out_dir)
-    # checkpoints of this exact run (settings and data): a changed config never resumes a stale run
-    run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run") / run_fingerprint(settings, train)
+    # checkpoints of this exact run (settings, start and data): a changed config never resumes a stale run
+    run_dir = Path(run_dir) if run_dir else \
+        out.with_name(out.name + ".run") / run_fingerprint(settings, train, init_from)
     args = training_arguments(settings, run_dir, device, bool(eval_examples))
     pad_id = lm.config.pad_token_id if lm.config.pad_token_id is not None else 0
     callbacks = [*(callbacks or []), *([EarlyStoppingCallback(settings.patience)]
@@ -342,6 +351,7 @@ def tune(model_dir, train: list[Example], out_dir, settings: TuningSettings, *, 
         "tokens": int(trainer.state.num_input_tokens_seen), "seconds": round(seconds, 1),
         "train_runtime_s": round(result.metrics.get("train_runtime", seconds), 1), "device": device,
         "processes": trainer.args.world_size, "trainable": len(trainable),
+        "init_from": str(init_from) if init_from else None,
         "trainable_parameters": int(sum(p.numel() for p in wrapped.parameters() if p.requires_grad)),
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
     }

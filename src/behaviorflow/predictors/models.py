@@ -120,7 +120,7 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
             self.query, self.key, self.gate = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, 1)
 
         def forward(self, h, head, feats, select):
-            b, length, _ = h.shape
+            length = h.shape[1]
             if kind == "sasrec":  # state j predicts event j, whose behaviour is token j + 1's previous one
                 values = torch.cat([feats[:, 1:, 0], torch.zeros_like(feats[:, :1, 0])], dim=1)
                 allowed = torch.tril(torch.ones(length, length, dtype=torch.bool, device=h.device), -1)
