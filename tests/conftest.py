@@ -38,6 +38,12 @@ TINY_CONFIG = {
         "sampling": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 150}}},
     "validation": {"ablation": {"variants": ["full", "no_role", "no_profile", "no_format", "no_segment"],
                                 "users": 2, "weeks": 2, "seeds": [1]}},
+    # BehaviorLM's every stage and tables 5-6 on the tiny random model: a few steps each
+    "behaviorlm": {"model": TINY_MODEL, "seeds": [1], "prompt": {"history": 3, "list_labels": False},
+                   "queries": 16, "train_examples": 12, "select": {"pool": 24, "per_label": 2}, "few_shot": [1, 3],
+                   "tuning": {"max_steps": 2, "batch_size": 4, "max_length": 1024, "eval_steps": 1, "patience": 0,
+                              "bf16": False, "layers": 0, "target_modules": ["q_proj", "v_proj"]},
+                   "btune": {"max_steps": 1}},
 }
 
 
@@ -59,8 +65,9 @@ def make_workdir(tmp: Path, config: dict) -> Path:
             shutil.copy(src, tmp / item)
     (tmp / "config").mkdir(exist_ok=True)
     (tmp / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    model = config.get("generation", {}).get("behaviorgen", {}).get("transformers", {}).get("model")
-    if model == TINY_MODEL:
+    models = {config.get("generation", {}).get("behaviorgen", {}).get("transformers", {}).get("model"),
+              config.get("behaviorlm", {}).get("model")}
+    if TINY_MODEL in models:
         from tiny_lm import build_tiny_model
 
         build_tiny_model(tmp / TINY_MODEL, seed=5)

@@ -14,7 +14,7 @@ import torch
 from tiny_lm import build_tiny_model
 
 from behaviorflow.behaviorlm import data as bdata
-from behaviorflow.behaviorlm import stages
+from behaviorflow.behaviorlm import evaluate, stages
 from behaviorflow.behaviorlm.prompts import FORMATS, PromptSettings, Query, formats_for, messages, queries_of
 from behaviorflow.lm.examples import IGNORE
 from behaviorflow.lm.scoring import candidate_ids, load_scorer, prompt_ids, score_labels
@@ -117,11 +117,11 @@ def test_scorer_equals_a_brute_force_log_likelihood(tiny, tok):
 def test_anchors_and_label_groups_come_from_training_users_only():
     split = make_split()
     labels = sorted(CATEGORY)
-    anchors, groups = bdata.anchors(split, labels, 0.05), stages.train_groups(split, labels)
+    anchors, groups = bdata.anchors(split, labels, 0.05), evaluate.train_groups(split, labels)
     altered = split.copy()
     altered.loc[altered.split != "train", "behavior"] = "golf"  # every val/test event becomes the rare label
     assert bdata.anchors(altered, labels, 0.05) == anchors
-    assert np.array_equal(stages.train_groups(altered, labels), groups)
+    assert np.array_equal(evaluate.train_groups(altered, labels), groups)
     shares = split[split.part == "train"].behavior.value_counts(normalize=True)
     assert anchors == sorted(lab for lab in labels if shares.get(lab, 0) > 0.05) and "golf" not in anchors
 
@@ -186,10 +186,16 @@ def test_stages_atune_select_btune_predict(tiny, tmp_path):
                      anchor_share=0.1, aux_share=0.2, aux_corpus="chitchat", threads=1)
     assert set(a["labels_trained"]) <= set(a["anchors"]) and "golf" not in a["anchors"]
     assert a["aux_examples"] == 10 and a["steps"] == 3
-    sel = stages.select(path, tiny, tmp_path / "atune", tmp_path / "sel.parquet", tmp_path / "sel.json",
-                        prompt=PROMPT, seed=1, pool=60, per_label=3, threads=1)
+    pool = stages.score_pool(path, tiny, tmp_path / "atune", tmp_path / "pool.parquet", prompt=PROMPT, seed=1,
+                             pool=60, threads=1)
+    assert len(pool) == 60 and set(pool["predicted"]) <= set(CATEGORY)
+    sel = stages.select(path, tmp_path / "pool.parquet", tmp_path / "sel.parquet", tmp_path / "sel.json",
+                        prompt=PROMPT, seed=1, per_label=3)
     chosen = pd.read_parquet(tmp_path / "sel.parquet")
     assert len(chosen) == sel["selected"] and (chosen.groupby("label").size() <= 3).all()
+    merged = chosen.merge(pool, on=["user_id", "event_idx", "label"])
+    assert len(merged) == len(chosen) and (merged["predicted"] != merged["label"]).all()  # mistakes only
+    assert all(CATEGORY[p] == CATEGORY[t] for p, t in zip(merged["predicted"], merged["label"]))
     # learning rate 0: the B-tuned adapter is exactly the A-tuned one it started from
     stages.btune(path, tiny, tmp_path / "atune", tmp_path / "sel.parquet", tmp_path / "btune", tuning=TUNING,
                  btune_settings=dict(learning_rate=0.0, max_steps=1), prompt=PROMPT, seed=1, threads=1)
@@ -197,9 +203,26 @@ def test_stages_atune_select_btune_predict(tiny, tmp_path):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert any(float(v.abs().sum()) > 0 for k, v in before.items() if "lora_B" in k)  # A-tuning trained it
     out = {"metrics": tmp_path / "m.csv", "scores": tmp_path / "s.parquet"}
-    rows = stages.predict(path, tiny, tmp_path / "btune", out, dataset="toy", method="behaviorlm", seed=1,
+    rows = evaluate.predict(path, tiny, tmp_path / "btune", out, dataset="toy", method="behaviorlm", seed=1,
                           prompt=PROMPT, queries=12, query_seed=5, threads=1)
     scores = pd.read_parquet(out["scores"])
     assert len(scores) == 12 and list(scores.columns[2:]) == sorted(CATEGORY)
     assert set(rows["metric"]) >= {"acc1", "acc3", "weighted_precision", "overall", "head", "medium", "tail"}
     assert (rows["queries"] == 12).all()
+
+
+def test_a_stage_runs_data_parallel_under_torchrun(tiny, tmp_path):
+    """behaviorlm.processes = 2: A-tuning under torchrun (2 gloo processes, batch 2 each) gives the
+    loss curve of one process with batch 4; only rank 0 writes."""
+    from behaviorflow.behaviorlm.launch import run_stage
+
+    split = make_split(events=60)
+    path = tmp_path / "split.parquet"
+    split.to_parquet(path)
+    common = dict(split_path=str(path), model_dir=str(tiny), prompt=PROMPT, seed=1, train_examples=16,
+                  anchor_share=0.1, aux_share=0.0, aux_corpus="chitchat", threads=2)
+    run_stage("atune", 1, out_dir=str(tmp_path / "one"), tuning={**TUNING, "batch_size": 4}, **common)
+    run_stage("atune", 2, out_dir=str(tmp_path / "two"), tuning={**TUNING, "batch_size": 2}, **common)
+    one, two = (json.loads((tmp_path / d / "training_report.json").read_text()) for d in ("one", "two"))
+    assert one["processes"] == 1 and two["processes"] == 2
+    assert two["losses"] == pytest.approx(one["losses"], abs=2e-3) and two["tokens"] == one["tokens"]

@@ -159,6 +159,7 @@ def test_key_never_reaches_logs_metadata_cache_or_outputs(tmp_path):
                                                 "openai": {"model": "fake-model", "base_url": fake.base_url,
                                                            "key_env": KEY_ENV}}}
         config["validation"] = {"ablation": {"variants": []}}  # every call served below is a generation call
+        config["behaviorlm"] = {"datasets": []}
         work = make_workdir(tmp_path, config)
         proc = run_snakemake(work, check=False, env={KEY_ENV: None})
         assert proc.returncode != 0 and KEY_ENV in proc.stdout + proc.stderr  # envvars: fails before any job

@@ -68,6 +68,7 @@ def test_tokyo_through_the_workflow(tmp_path, tokyo_csv):
     config["datasets"]["tokyo"]["path"] = str(tokyo_csv)
     config["predictors"].update(seeds=[1], pretrain={"max_epochs": 3}, finetune={"max_epochs": 3})  # test time
     config["validation"]["ablation"]["variants"] = []  # the LLM ablation on Tokyo: run by hand (README)
+    config["behaviorlm"] = {"datasets": []}  # BehaviorLM on Tokyo: run by hand (README); tested on the tiny config
     work = make_workdir(tmp_path, config)
     proc = run_snakemake(work, check=False, env={"BEHAVIORFLOW_PSEUDONYM_KEY": None})
     assert proc.returncode != 0 and "BEHAVIORFLOW_PSEUDONYM_KEY" in proc.stderr + proc.stdout

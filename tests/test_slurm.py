@@ -11,7 +11,8 @@ import pytest
 from conftest import TINY_CONFIG, child_env, make_workdir
 from slurm_cluster import Cluster, install, job_records, missing_binaries
 
-MODEL_RULES = {"pretrain_predictor", "finetune_predictor", "generate_ablation", "tune_generator"}
+MODEL_RULES = {"pretrain_predictor", "finetune_predictor", "generate_ablation", "tune_generator", "behaviorlm_atune",
+               "behaviorlm_tail_first", "behaviorlm_score_pool", "behaviorlm_btune", "behaviorlm_predict"}
 SUBMIT_LIMIT_S = 1500  # the whole submission; `timeout -k` ends a hang instead of CI's limit
 
 

@@ -77,7 +77,9 @@ def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
     downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "scenario_table", "all",
                   "generate_ablation", "validate_synthetic", "validation_report", "ablation_table", "write_manifest",
                   "data_overview_report", "fidelity_privacy_report", "table_report", "predictability",
-                  "leaderboard_table"}
+                  "leaderboard_table", "behaviorlm_atune", "behaviorlm_tail_first", "behaviorlm_score_pool",
+                  "behaviorlm_select", "behaviorlm_btune", "behaviorlm_predict", "sequential_on_llm_queries",
+                  "llm_table"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
@@ -100,7 +102,7 @@ def test_editing_library_code_reruns_exactly_the_rules_that_run_it(tmp_path):
     models.write_text(models.read_text() + "\n# an edit\n")
     assert _planned_jobs(run_snakemake(work, "-n", env=env)) == {  # the leaderboard is in the data overview
         "pretrain_predictor", "finetune_predictor", "scenario_table", "leaderboard_table", "table_report",
-        "data_overview_report", "write_manifest", "all"}
+        "data_overview_report", "write_manifest", "all", "sequential_on_llm_queries", "llm_table"}
     models.write_text(models.read_text().removesuffix("\n# an edit\n"))  # back: nothing to do again
     assert "Nothing to be done" in run_snakemake(work, "-n", env=env).stdout
     privacy = work / "src/behaviorflow/validation/privacy.py"

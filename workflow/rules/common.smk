@@ -123,10 +123,35 @@ ABLATION_SOURCES = [
     for variant in ABLATION["variants"]
     for seed in ABLATION["seeds"]
 ]
-# The results tables rule all builds (table 4 only with the prompt ablation) and the leaderboard.
+# BehaviorLM and the LLM prediction rows (behaviorlm.smk): on which datasets, and what every
+# training stage and every scoring job depends on (seeds are wildcards, not params).
+BEHAVIORLM = config["behaviorlm"]
+BLM_DATASETS = (
+    DATASETS if BEHAVIORLM["datasets"] is None else sorted(BEHAVIORLM["datasets"])
+)
+BLM_SEEDS = BEHAVIORLM["seeds"]
+BEHAVIORLM_TRAIN = {
+    k: BEHAVIORLM[k]
+    for k in (
+        "tuning",
+        "prompt",
+        "train_examples",
+        "anchor_share",
+        "aux_share",
+        "aux_corpus",
+        "device",
+        "processes",
+    )
+}
+BEHAVIORLM_SCORE = {
+    k: BEHAVIORLM[k] for k in ("prompt", "queries", "query_seed", "device", "dtype")
+}
+# The results tables rule all builds (table 4 only with the prompt ablation, tables 5-6 with
+# BehaviorLM datasets) and the leaderboard.
 TABLES = (
     ["table1", "table2", "table3"]
     + (["table4"] if ABLATION["variants"] else [])
+    + (["table5", "table6"] if BLM_DATASETS else [])
     + ["leaderboard"]
 )
 # Splits whose users some generator sees; the others are the privacy holdout.

@@ -80,3 +80,30 @@ rule leaderboard_table:
         datasets=DATASETS,
     script:
         "../scripts/leaderboard_table.py"
+
+
+rule llm_table:
+    input:
+        unpack(get_llm_table_inputs),
+    output:
+        table=report(
+            "results/{table}.csv",
+            caption="../report/llm_table.rst",
+            category="Tables",
+            subcategory="{table}",
+        ),
+        summary="results/{table}_summary.csv",
+        page="results/{table}.md",
+        provenance="results/{table}.provenance.json",
+    log:
+        "logs/{table}.log",
+    wildcard_constraints:
+        table="table5|table6",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        code=library_code("llm_table"),
+        config=RESULT_CONFIG,
+        seeds=BLM_SEEDS,
+    script:
+        "../scripts/llm_table.py"

@@ -1,13 +1,12 @@
-"""BehaviorLM's stages and the LLM prediction rows, one function per rule.
+"""BehaviorLM's training stages, one function per rule (prediction rows: `behaviorlm.evaluate`).
 
 - `atune`: LoRA on training samples whose label is an anchor, mixed with general conversation
   (`aux_share`), early stopping on the validation users' queries. With `anchors_only=False` and no
   auxiliary data it is the paper's "traditional fine-tuning" on every behaviour (`llm_full_ft`).
-- `select`: the A-tuned model scores a stratified, seeded pool of training samples; difficulty
-  selection keeps its same-category mistakes, balanced to F per label (or a random F: the ablation).
+- `score_pool`: the A-tuned model predicts a stratified, seeded pool of training samples (every
+  label scored, `lm.scoring`); `select`: difficulty selection keeps its same-category mistakes,
+  balanced to F per label (or a random F: the ablation).
 - `btune`: continues the A-tuned adapter on the selected samples.
-- `predict`: scores every label for the fixed LLM test queries (`lm.scoring`) and writes the
-  leaderboard rows through the one evaluation protocol.
 All training goes through `lm.tuning.tune` (transformers.Trainer + peft; DDP under torchrun).
 """
 
@@ -16,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,6 @@ from behaviorflow.behaviorlm.data import (
     select_difficult,
     select_random,
     stratified,
-    test_queries,
     training_queries,
 )
 from behaviorflow.behaviorlm.prompts import PromptSettings, Query, formats_for, messages, queries_of
@@ -71,11 +70,12 @@ def _val_queries(split: pd.DataFrame, prompt: PromptSettings, n: int, seed: int,
 
 def atune(split_path, model_dir, out_dir, *, tuning: dict, prompt: dict, seed: int, train_examples: int,
           anchor_share: float, aux_share: float, aux_corpus: str, anchors_only: bool = True,
-          order: str = "anchor", device: str = "auto", threads: int | None = None) -> dict:
+          order: str = "anchor", init_from=None, device: str = "auto", threads: int | None = None) -> dict:
     """Rule behaviorlm_atune (and llm_full_ft with anchors_only=False, aux_share=0): LoRA-tune the
     model on training users' samples (+ auxiliary conversation); early stop on validation users.
 
-    `order="tail"` is the tail-first ablation's first stage: the non-anchor samples instead."""
+    `order="tail"` is the tail-first ablation's first stage: the non-anchor samples instead;
+    `init_from` continues that stage's adapter (the ablation's second stage, on the anchors)."""
     from transformers import AutoTokenizer
 
     from behaviorflow.lm.examples import encode_chat
@@ -103,30 +103,44 @@ def atune(split_path, model_dir, out_dir, *, tuning: dict, prompt: dict, seed: i
     val = encode_queries(tok, _val_queries(split, prompt, max(8, train_examples // 8), seed, keep),
                          prompt, labels, settings.max_length)
     report = tune(model_dir, mixed, out_dir, settings, eval_examples=val or None, device=device, threads=threads,
-                  desc="atune" if anchors_only else "full_ft")
+                  desc="atune" if anchors_only else "full_ft", init_from=init_from)
     report.update(task_examples=len(train), aux_examples=len(aux), anchors=sorted(anchor),
                   labels_trained=sorted({q.label for q in chosen}), order=order)
-    (Path(out_dir) / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if int(os.environ.get("RANK", "0")) == 0:  # under DDP, one writer
+        (Path(out_dir) / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def select(split_path, model_dir, adapter_dir, out_path, report_path, *, prompt: dict, seed: int, pool: int,
-           per_label: int, how: str = "difficulty", category_column: str = "category", device: str = "auto",
-           dtype: str = "float32", threads: int | None = None) -> dict:
-    """Rule behaviorlm_select: the B-tuning set (user_id, event_idx, label) and a report."""
-    from behaviorflow.atomic import write_json
-
+def score_pool(split_path, model_dir, adapter_dir, out_path, *, prompt: dict, seed: int, pool: int,
+               device: str = "auto", dtype: str = "float32", threads: int | None = None) -> pd.DataFrame:
+    """Rule behaviorlm_score_pool: a stratified, seeded pool of training samples with the A-tuned
+    model's prediction for each (scored once, whatever F the selections then take)."""
     split = pd.read_parquet(split_path)
     labels = _labels(split)
     prompt = as_settings(PromptSettings, prompt)
     candidates = stratified(training_queries(split, prompt.history), pool, seed)
+    scores = score_queries(model_dir, adapter_dir, candidates, prompt, labels, device, dtype, threads, desc="pool")
+    frame = pd.DataFrame({"user_id": [q.user_id for q in candidates], "event_idx": [q.event_idx for q in candidates],
+                          "label": [q.label for q in candidates],
+                          "predicted": [labels[i] for i in scores.argmax(1)]})
+    frame.to_parquet(out_path)
+    return frame
+
+
+def select(split_path, pool_path, out_path, report_path, *, prompt: dict, seed: int, per_label: int,
+           how: str = "difficulty", category_column: str = "category") -> dict:
+    """Rule behaviorlm_select: the B-tuning set (user_id, event_idx, label) and a report."""
+    from behaviorflow.atomic import write_json
+
+    split = pd.read_parquet(split_path)
+    prompt = as_settings(PromptSettings, prompt)
+    scored = pd.read_parquet(pool_path)
+    by_key = {(q.user_id, q.event_idx): q for q in training_queries(split, prompt.history)}
+    candidates = [by_key[(u, int(i))] for u, i in zip(scored["user_id"], scored["event_idx"])]
     if how == "difficulty":
-        scores = score_queries(model_dir, adapter_dir, candidates, prompt, labels, device, dtype, threads,
-                               desc="select")
-        predicted = [labels[i] for i in scores.argmax(1)]
-        category = _categories(split, category_column)
-        chosen, report = select_difficult(candidates, predicted, category, per_label, seed)
-        report["pool_accuracy"] = float(np.mean([p == q.label for p, q in zip(predicted, candidates)]))
+        predicted = scored["predicted"].tolist()
+        chosen, report = select_difficult(candidates, predicted, _categories(split, category_column), per_label, seed)
+        report["pool_accuracy"] = float(np.mean(scored["predicted"] == scored["label"]))
     elif how == "random":
         chosen, report = select_random(candidates, per_label, seed)
     else:
@@ -134,14 +148,6 @@ def select(split_path, model_dir, adapter_dir, out_path, report_path, *, prompt:
     pd.DataFrame([(q.user_id, q.event_idx, q.label) for q in chosen], columns=SELECTED_COLUMNS).to_parquet(out_path)
     write_json(report_path, report)
     return report
-
-
-def train_groups(split: pd.DataFrame, labels: list[str]) -> np.ndarray:
-    """Head / medium / tail of each label from the training users' events only."""
-    from behaviorflow.predictors.evaluation import label_groups
-
-    train = split.loc[split["part"] == "train", "behavior"]
-    return label_groups(pd.Categorical(train, categories=labels).codes, len(labels))
 
 
 def _categories(split: pd.DataFrame, column: str) -> dict[str, str]:
@@ -189,30 +195,3 @@ def score_queries(model_dir, adapter_dir, queries: list[Query], prompt: PromptSe
     # a label's tokens after the assistant tag do not depend on the prompt before it
     cands = candidate_ids(tok, messages(queries[0], 0, shown), labels)
     return score_labels(model, prompts, cands, tok.pad_token_id, progress=desc)
-
-
-def predict(split_path, model_dir, adapter_dir, outputs: dict, *, dataset: str, method: str, seed: int, prompt: dict,
-            queries: int, query_seed: int, device: str = "auto", dtype: str = "float32",
-            threads: int | None = None) -> pd.DataFrame:
-    """Rule behaviorlm_predict: the method's leaderboard rows on the LLM test queries, and its
-    per-query scores (for table 5's paired comparisons)."""
-    from behaviorflow.atomic import write_csv
-    from behaviorflow.predictors.evaluation import evaluate, long_rows
-
-    split = pd.read_parquet(split_path)
-    labels = _labels(split)
-    prompt = as_settings(PromptSettings, prompt)
-    chosen = test_queries(split, prompt.history, queries, query_seed)
-    scores = score_queries(model_dir, adapter_dir, chosen, prompt, labels, device, dtype, threads, desc=method)
-    index = {lab: i for i, lab in enumerate(labels)}
-    truth = np.array([index[q.label] for q in chosen])
-    groups = train_groups(split, labels)
-    rows = long_rows(evaluate(scores, truth, groups), dataset=dataset, model=method, generator="none",
-                     setting="real", seed=seed)
-    rows["queries"] = len(chosen)
-    write_csv(rows, outputs["metrics"])
-    frame = pd.DataFrame(scores, columns=labels)
-    frame.insert(0, "user_id", [q.user_id for q in chosen])
-    frame.insert(1, "event_idx", [q.event_idx for q in chosen])
-    frame.to_parquet(outputs["scores"])
-    return rows

@@ -197,13 +197,27 @@ def save_and_show(fig: Figure, path):
     return Image(filename=str(path))
 
 
-def plot_leaderboard(summary: pd.DataFrame) -> Figure:
-    """The leaderboard: Acc@1, Overall and Tail of every predictor (mean ± sd over seeds), one
-    panel per dataset, counting baselines in grey."""
+def plot_leaderboard(summary: pd.DataFrame, metrics=("acc1", "overall", "tail"), few_shot: bool = False) -> Figure:
+    """The leaderboard (and tables 5-6): `metrics` of every row (mean ± sd over seeds), one panel
+    per dataset, counting baselines in grey; with `few_shot`, a second row of panels with the
+    few-shot curve (rows `behaviorlm_F<n>`: Overall and Tail against F)."""
     datasets = sorted(summary["dataset"].unique())
-    fig = Figure(figsize=(6.0 * len(datasets), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(datasets)))
-    metrics = ("acc1", "overall", "tail")
+    curve = summary["model"].str.match(r"behaviorlm_F\d+$")
+    fig = Figure(figsize=(6.0 * len(datasets), 7.2 if few_shot else 3.8), layout="constrained")
+    grid = np.atleast_2d(fig.subplots(2 if few_shot else 1, len(datasets), squeeze=False))
+    axes = grid[0]
+    if few_shot:
+        for ax, dataset in zip(grid[1], datasets):
+            rows = summary[curve & (summary["dataset"] == dataset)]
+            rows = rows.assign(F=rows["model"].str.removeprefix("behaviorlm_F").astype(int)).sort_values("F")
+            for metric in ("overall", "tail"):
+                r = rows[rows["metric"] == metric]
+                ax.errorbar(r["F"], r["mean"], yerr=r["sd"].fillna(0), marker="o", capsize=2, label=metric)
+            ax.set_xlabel("F (B-tuning samples per label)")
+            ax.set_ylabel("accuracy (mean ± sd over seeds)")
+            ax.set_title(f"{dataset}: few-shot curve", fontsize=10)
+            ax.legend(fontsize=7)
+        summary = summary[~curve]
     for ax, dataset in zip(axes, datasets):
         rows = summary[summary["dataset"] == dataset]
         order = rows[rows["metric"] == "acc1"].sort_values("mean")["model"].tolist()

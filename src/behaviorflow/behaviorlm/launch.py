@@ -1,0 +1,44 @@
+"""Run a BehaviorLM training stage in this process, or data-parallel over N processes with torch
+DDP (`torchrun`): `behaviorlm.processes` in config. The stage's keyword arguments travel as JSON;
+every process runs the same stage, `lm.tuning.tune` (transformers.Trainer) shards the batches and
+only rank 0 writes the outputs.
+
+    python -m torch.distributed.run --standalone --nproc_per_node=N -m behaviorflow.behaviorlm.launch STAGE JSON
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+STAGES = ("atune", "btune")
+
+
+def run_stage(stage: str, processes: int = 1, **kwargs) -> None:
+    """`stages.<stage>(**kwargs)` here, or under torchrun with `processes` processes."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+    if processes <= 1 or "WORLD_SIZE" in os.environ:
+        from behaviorflow.behaviorlm import stages
+
+        getattr(stages, stage)(**kwargs)
+        return
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "behaviorflow.behaviorlm.launch", stage, json.dumps(kwargs, default=str)]
+    env = dict(os.environ)
+    if kwargs.get("threads"):
+        env["OMP_NUM_THREADS"] = str(max(1, int(kwargs["threads"]) // processes))
+        kwargs = {**kwargs, "threads": max(1, int(kwargs["threads"]) // processes)}
+        cmd[-1] = json.dumps(kwargs, default=str)
+    subprocess.run(cmd, env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage, payload = (argv or sys.argv[1:])[:2]
+    run_stage(stage, **json.loads(payload))
+
+
+if __name__ == "__main__":
+    main()
