@@ -9,4 +9,5 @@ leaderboard_table(parts=list(snakemake.input.parts),
                   fingerprints={d: list(snakemake.input[f"fingerprints_{d}"]) for d in datasets},
                   structures={d: snakemake.input[f"structure_{d}"] for d in datasets},
                   outputs=dict(snakemake.output.items()), config=snakemake.params.config,
-                  seeds=snakemake.params.seeds, models_from=list(snakemake.input.models))
+                  seeds=snakemake.params.seeds, models_from=list(snakemake.input.models),
+                  llm_parts=list(snakemake.input.get("llm_parts", [])))

@@ -90,17 +90,48 @@ def leaderboard_page(summary: pd.DataFrame, structures: dict[str, dict], queries
     return "\n".join(lines) + "\n"
 
 
+def llm_section(summary: pd.DataFrame, queries: dict[str, int]) -> str:
+    """The LLM row set: every row of table 5 on the LLM test queries of each dataset."""
+    from behaviorflow.reporting.llm_tables import ROW_TEXT as LLM_TEXT
+    from behaviorflow.reporting.llm_tables import compare
+
+    lines = ["# LLM rows (the LLM test queries)", "",
+             "The LLM methods are scored on a seeded, label-stratified subsample of each dataset's test queries "
+             "(behaviorlm.queries); every row below, counting and sequential ones included, is scored on exactly "
+             "that subsample (results/table5.md has the protocol), so compare rows within this section only.", ""]
+    for dataset in sorted(summary["dataset"].unique()):
+        part = summary[summary["dataset"] == dataset]
+        order = part[part["metric"] == "acc1"].sort_values("mean", ascending=False)["model"].tolist()
+        rows = [[m, LLM_TEXT.get(m, ROW_TEXT.get(m, m)), *(_cell(part[part["model"] == m], k) for k in SHOWN)]
+                for m in order]
+        lines += [f"## {dataset} ({queries.get(dataset, '?')} LLM queries)", "",
+                  *md_table(["model", "what it is", *SHOWN], rows), "",
+                  "**Verdict.** " + "; ".join(compare(summary, dataset, "behaviorlm", other, "acc1")
+                                             for other in ("markov1", "sasrec")), ""]
+    return "\n".join(lines) + "\n"
+
+
 def leaderboard_table(*, parts: list[str], fingerprints: dict[str, list[str]], structures: dict[str, str],
-                      outputs: dict, config: dict, seeds: list[int], models_from=()) -> pd.DataFrame:
-    """Rule leaderboard_table: results/leaderboard.csv, its summary, page and provenance."""
+                      outputs: dict, config: dict, seeds: list[int], models_from=(),
+                      llm_parts: list[str] = ()) -> pd.DataFrame:
+    """Rule leaderboard_table: results/leaderboard.csv, its summary, page and provenance. Two row
+    sets (column `query_set`): `all` test queries (counting, SASRec, BERT4Rec) and, with BehaviorLM
+    datasets, `llm`, table 5's rows on the LLM test queries."""
     long = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
-    long = long[long["setting"] == "real"][COLUMNS].sort_values(["dataset", "model", "metric", "seed"],
-                                                                  ignore_index=True)
+    long = long[long["setting"] == "real"][COLUMNS].assign(query_set="all")
     prints = {d: [json.load(open(p)) for p in paths] for d, paths in fingerprints.items()}
     queries = check_shared_queries(prints)
     stats = {d: json.load(open(p)) for d, p in structures.items()}
-    summary = summarize(long)
+    summary = summarize(long).assign(query_set="all")
     page = leaderboard_page(summary, stats, queries, seeds)
-    inputs = [*parts, *(p for paths in fingerprints.values() for p in paths)]
+    if llm_parts:
+        llm = pd.concat([pd.read_csv(p) for p in llm_parts], ignore_index=True)
+        counts = llm.groupby("dataset")["queries"].first().to_dict()
+        llm = llm[COLUMNS].assign(query_set="llm")
+        llm_summary = summarize(llm).assign(query_set="llm")
+        page += "\n" + llm_section(llm_summary, counts)
+        long, summary = pd.concat([long, llm], ignore_index=True), pd.concat([summary, llm_summary], ignore_index=True)
+    long = long.sort_values(["query_set", "dataset", "model", "metric", "seed"], ignore_index=True)
+    inputs = [*parts, *llm_parts, *(p for paths in fingerprints.values() for p in paths)]
     write_results_table(outputs, "leaderboard", long, summary, page, inputs, config, seeds, models_from=models_from)
     return summary

@@ -83,12 +83,13 @@ def _llm_parts(methods):
     return parts
 
 
-def get_llm_table_inputs(wildcards):
+def get_llm_table_inputs(wildcards, table=None):
+    table = table or wildcards.table
     if not BLM_DATASETS:
         raise WorkflowError(
-            f"results/{wildcards.table}.csv needs BehaviorLM datasets: set behaviorlm.datasets"
+            f"results/{table}.csv needs BehaviorLM datasets: set behaviorlm.datasets"
         )
-    if wildcards.table == "table5":
+    if table == "table5":
         return {
             "parts": _llm_parts(TABLE5_METHODS)
             + expand(

@@ -86,6 +86,8 @@ def get_leaderboard_inputs(wildcards):
             seed=SEEDS,
         ),
     }
+    if BLM_DATASETS:  # table 5's rows: the LLM row set
+        inputs["llm_parts"] = get_llm_table_inputs(wildcards, "table5")["parts"]
     for dataset in DATASETS:
         inputs["parts"] += _pretrained("csv", dataset)
         inputs[f"structure_{dataset}"] = f"results/{dataset}/structure.json"
