@@ -186,10 +186,10 @@ def test_stages_atune_select_btune_predict(tiny, tmp_path):
                      anchor_share=0.1, aux_share=0.2, aux_corpus="chitchat", threads=1)
     assert set(a["labels_trained"]) <= set(a["anchors"]) and "golf" not in a["anchors"]
     assert a["aux_examples"] == 10 and a["steps"] == 3
-    pool = stages.score_pool(path, tiny, tmp_path / "atune", tmp_path / "pool.parquet", prompt=PROMPT, seed=1,
+    pool = stages.behaviorlm_score_pool(path, tiny, tmp_path / "atune", tmp_path / "pool.parquet", prompt=PROMPT, seed=1,
                              pool=60, threads=1)
     assert len(pool) == 60 and set(pool["predicted"]) <= set(CATEGORY)
-    sel = stages.select(path, tmp_path / "pool.parquet", tmp_path / "sel.parquet", tmp_path / "sel.json",
+    sel = stages.behaviorlm_select(path, tmp_path / "pool.parquet", tmp_path / "sel.parquet", tmp_path / "sel.json",
                         prompt=PROMPT, seed=1, per_label=3)
     chosen = pd.read_parquet(tmp_path / "sel.parquet")
     assert len(chosen) == sel["selected"] and (chosen.groupby("label").size() <= 3).all()
@@ -203,7 +203,7 @@ def test_stages_atune_select_btune_predict(tiny, tmp_path):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert any(float(v.abs().sum()) > 0 for k, v in before.items() if "lora_B" in k)  # A-tuning trained it
     out = {"metrics": tmp_path / "m.csv", "scores": tmp_path / "s.parquet"}
-    rows = evaluate.predict(path, tiny, tmp_path / "btune", out, dataset="toy", method="behaviorlm", seed=1,
+    rows = evaluate.behaviorlm_predict(path, tiny, tmp_path / "btune", out, dataset="toy", method="behaviorlm", seed=1,
                           prompt=PROMPT, queries=12, query_seed=5, threads=1)
     scores = pd.read_parquet(out["scores"])
     assert len(scores) == 12 and list(scores.columns[2:]) == sorted(CATEGORY)

@@ -20,7 +20,7 @@ def train_groups(split: pd.DataFrame, labels: list[str]) -> np.ndarray:
     return label_groups(pd.Categorical(train, categories=labels).codes, len(labels))
 
 
-def predict(split_path, model_dir, adapter_dir, outputs: dict, *, dataset: str, method: str, seed: int, prompt: dict,
+def behaviorlm_predict(split_path, model_dir, adapter_dir, outputs: dict, *, dataset: str, method: str, seed: int, prompt: dict,
             queries: int, query_seed: int, device: str = "auto", dtype: str = "float32",
             threads: int | None = None) -> pd.DataFrame:
     """Rule behaviorlm_predict: the method's leaderboard rows on the LLM test queries, and its

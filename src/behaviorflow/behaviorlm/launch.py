@@ -35,6 +35,16 @@ def run_stage(stage: str, processes: int = 1, **kwargs) -> None:
     subprocess.run(cmd, env=env, check=True)
 
 
+def behaviorlm_atune(processes: int = 1, **kwargs) -> None:
+    """Rules behaviorlm_atune and behaviorlm_tail_first: `stages.atune`, data-parallel when processes > 1."""
+    run_stage("atune", processes, **kwargs)
+
+
+def behaviorlm_btune(processes: int = 1, **kwargs) -> None:
+    """Rule behaviorlm_btune: `stages.btune`, data-parallel when processes > 1."""
+    run_stage("btune", processes, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> None:
     stage, payload = (argv or sys.argv[1:])[:2]
     run_stage(stage, **json.loads(payload))

@@ -11,7 +11,7 @@ from behaviorflow.behaviorlm.prompts import PromptSettings
 from behaviorflow.config import as_settings
 
 
-def sequential_rows(split_path, model_paths: list[str], out_path, *, dataset: str, prompt: dict, queries: int,
+def sequential_on_llm_queries(split_path, model_paths: list[str], out_path, *, dataset: str, prompt: dict, queries: int,
                     query_seed: int, predictors: dict, slot_minutes: int) -> pd.DataFrame:
     """Rule sequential_on_llm_queries: the counting baselines and every pretrained SASRec / BERT4Rec
     (`models/predictors/<dataset>/<model>/real/seed<k>.pt`) scored on the LLM test queries."""

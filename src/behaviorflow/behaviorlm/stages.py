@@ -3,8 +3,8 @@
 - `atune`: LoRA on training samples whose label is an anchor, mixed with general conversation
   (`aux_share`), early stopping on the validation users' queries. With `anchors_only=False` and no
   auxiliary data it is the paper's "traditional fine-tuning" on every behaviour (`llm_full_ft`).
-- `score_pool`: the A-tuned model predicts a stratified, seeded pool of training samples (every
-  label scored, `lm.scoring`); `select`: difficulty selection keeps its same-category mistakes,
+- `behaviorlm_score_pool`: the A-tuned model predicts a stratified, seeded pool of training samples (every
+  label scored, `lm.scoring`); `behaviorlm_select`: difficulty selection keeps its same-category mistakes,
   balanced to F per label (or a random F: the ablation).
 - `btune`: continues the A-tuned adapter on the selected samples.
 All training goes through `lm.tuning.tune` (transformers.Trainer + peft; DDP under torchrun).
@@ -111,7 +111,7 @@ def atune(split_path, model_dir, out_dir, *, tuning: dict, prompt: dict, seed: i
     return report
 
 
-def score_pool(split_path, model_dir, adapter_dir, out_path, *, prompt: dict, seed: int, pool: int,
+def behaviorlm_score_pool(split_path, model_dir, adapter_dir, out_path, *, prompt: dict, seed: int, pool: int,
                device: str = "auto", dtype: str = "float32", threads: int | None = None) -> pd.DataFrame:
     """Rule behaviorlm_score_pool: a stratified, seeded pool of training samples with the A-tuned
     model's prediction for each (scored once, whatever F the selections then take)."""
@@ -127,7 +127,7 @@ def score_pool(split_path, model_dir, adapter_dir, out_path, *, prompt: dict, se
     return frame
 
 
-def select(split_path, pool_path, out_path, report_path, *, prompt: dict, seed: int, per_label: int,
+def behaviorlm_select(split_path, pool_path, out_path, report_path, *, prompt: dict, seed: int, per_label: int,
            how: str = "difficulty", category_column: str = "category") -> dict:
     """Rule behaviorlm_select: the B-tuning set (user_id, event_idx, label) and a report."""
     from behaviorflow.atomic import write_json
