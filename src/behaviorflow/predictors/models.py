@@ -128,20 +128,15 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
                 values = feats[..., 0]
                 allowed = ~torch.eye(length, dtype=torch.bool, device=h.device)
             allowed = allowed & (values >= OFFSET)[:, None, :]  # [B, L, L]: query row, key column
-            q = self.query(h if select is None else h[select])
-            if select is not None:  # the selected query rows with their own window's keys
-                rows = select.nonzero(as_tuple=True)
-                keys, allowed, values = self.key(h)[rows[0]], allowed[rows], values[rows[0]]
-                scores = (keys @ q[:, :, None]).squeeze(-1)
-            else:
-                scores = q @ self.key(h).transpose(1, 2)
-            scores = (scores * d ** -0.5).float().masked_fill(~allowed, float("-inf"))
+            # every row against its window's keys in one batched matmul, then the selected rows
+            scores = (self.query(h) @ self.key(h).transpose(1, 2) * d ** -0.5).float()
             has = allowed.any(-1, keepdim=True)
-            att = torch.where(has, scores, torch.zeros_like(scores)).softmax(-1) * allowed
-            p_copy = torch.zeros((*att.shape[:-1], n_labels), device=h.device)
-            labels = (values - OFFSET).clamp(min=0)
-            p_copy.scatter_add_(-1, labels if select is not None else labels[:, None, :].expand_as(att), att)
-            hq = h if select is None else h[select]
+            att = scores.masked_fill(~allowed, float("-inf")).masked_fill(~has, 0.0).softmax(-1) * allowed
+            labels = (values - OFFSET).clamp(min=0)[:, None, :].expand_as(att)
+            p_copy = torch.zeros((*att.shape[:-1], n_labels), device=h.device).scatter_add_(-1, labels, att)
+            hq = h
+            if select is not None:
+                hq, p_copy, has = h[select], p_copy[select], has[select]
             g = torch.where(has, torch.sigmoid(self.gate(hq).float()), torch.ones_like(has, dtype=torch.float32))
             p = g * head(hq).float().softmax(-1) + (1 - g) * p_copy
             return p.clamp(min=1e-12).log()
