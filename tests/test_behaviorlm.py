@@ -129,15 +129,18 @@ def test_anchors_and_label_groups_come_from_training_users_only():
 def test_llm_test_queries_are_stratified_and_seeded():
     split = make_split(n_users=8, events=200)
     test = split[(split.split == "test") & (split.part == "query")]
-    n_labels = test.behavior.nunique()
-    chosen = bdata.test_queries(split, 5, 2 * n_labels, seed=1)
-    assert len(chosen) == 2 * n_labels
+    labels = test.behavior.nunique()
+    n = 8 * labels  # a quarter label by label: 2 of each label first, the rest at random
+    chosen = bdata.test_queries(split, 5, n, seed=1)
+    assert len(chosen) == n and len({(q.user_id, q.event_idx) for q in chosen}) == n
     counts = pd.Series([q.label for q in chosen]).value_counts()
-    assert set(counts.index) == set(test.behavior)  # golf, rare overall, is drawn like the others
-    assert counts.max() - counts.min() <= 1 or counts.min() == test.behavior.value_counts().min()
-    assert chosen == bdata.test_queries(split, 5, 2 * n_labels, seed=1)
-    assert chosen != bdata.test_queries(split, 5, 2 * n_labels, seed=2)
+    assert set(counts.index) == set(test.behavior) and counts.min() >= 2  # golf, rare overall, appears
+    assert counts["alarm"] > counts["golf"]  # beyond the floor the sample keeps the data's mix
+    assert chosen == bdata.test_queries(split, 5, n, seed=1)
+    assert chosen != bdata.test_queries(split, 5, n, seed=2)
     assert all(q.user_id in set(test.user_id) for q in chosen)
+    pool = bdata.stratified(chosen, labels * 2, seed=3)  # floor_share 1: fully balanced
+    assert pd.Series([q.label for q in pool]).value_counts().max() <= 2
 
 
 def test_difficulty_selection_by_hand():

@@ -163,7 +163,8 @@ def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
 
 def test_leaderboard_scores_every_predictor_on_the_same_queries(tiny_run):
     results = tiny_run / "results"
-    board = pd.read_csv(results / "leaderboard.csv")
+    both = pd.read_csv(results / "leaderboard.csv")
+    board = both[both["query_set"] == "all"]
     assert set(board["model"]) == {"global_mf", "user_mf", "markov1", "sasrec", "bert4rec"}
     assert set(board.loc[board["model"].isin(["sasrec", "bert4rec"]), "seed"]) == {1, 2}
     assert set(board.loc[board["model"].isin(["global_mf", "user_mf", "markov1"]), "seed"]) == {0}
@@ -181,6 +182,42 @@ def test_leaderboard_scores_every_predictor_on_the_same_queries(tiny_run):
     assert structure["head_labels"] + structure["medium_labels"] + structure["tail_labels"] == structure["labels"]
     overview = (tiny_run / "reports/tiny_data_overview.html").read_text()
     assert "Predictability" in overview and "weekly_repeat_rate" in overview
+    # the LLM row set: table 5's rows, every one on the same LLM test queries
+    llm = both[both["query_set"] == "llm"]
+    assert set(llm["model"]) == {"global_mf", "user_mf", "markov1", "sasrec", "bert4rec", "llm_zero_shot",
+                                 "llm_full_ft", "behaviorlm_anchor_only", "behaviorlm"}
+    table5 = pd.read_csv(results / "table5.csv")
+    key = ["model", "metric", "seed"]
+    assert llm.set_index(key)["value"].sort_index().equals(table5.set_index(key)["value"].sort_index())
+    assert "# LLM rows (the LLM test queries)" in page
+
+
+def test_behaviorlm_stages_and_tables(tiny_run):
+    """Tables 5-6 from every BehaviorLM stage: B-tuning continues the A-tuned adapter on the selected
+    samples, each table carries the paper beside ours and a verdict, and every row of table 5 was
+    scored on the same LLM queries."""
+    results = tiny_run / "results"
+    for table in ("table5", "table6"):
+        page = (results / f"{table}.md").read_text()
+        assert "**The paper (arXiv 2505.17682)" in page and "**Verdict.**" in page
+        assert (tiny_run / f"reports/{table}.html").is_file() and (tiny_run / f"reports/figures/{table}.png").is_file()
+    parts = [pd.read_csv(p) for p in (results / "tiny/parts/llm").glob("*.csv")]
+    assert {int(q) for p in parts for q in p["queries"]} == {16}
+    table6 = pd.read_csv(results / "table6.csv")
+    assert set(table6["model"]) == {"behaviorlm", "behaviorlm_no_aux", "behaviorlm_random_select",
+                                    "behaviorlm_tail_first", "behaviorlm_F1", "behaviorlm_F3"}
+    models = tiny_run / "models/behaviorlm/tiny"
+    btune = read_json(models / "btune_difficulty_anchor_F2/seed1/training_report.json")
+    assert btune["init_from"] == "models/behaviorlm/tiny/atune_anchor/seed1"
+    atune = read_json(models / "atune_anchor/seed1/training_report.json")
+    assert set(atune["labels_trained"]) <= set(atune["anchors"]) and atune["aux_examples"] >= 1
+    assert read_json(models / "atune_no_aux/seed1/training_report.json")["aux_examples"] == 0
+    full = read_json(models / "atune_full/seed1/training_report.json")
+    assert set(full["labels_trained"]) - set(full["anchors"])  # full fine-tuning sees non-anchors too
+    selected = pd.read_parquet(results / "tiny/behaviorlm/select_difficulty_anchor_F2_seed1.parquet")
+    pool = pd.read_parquet(results / "tiny/behaviorlm/pool_anchor_seed1.parquet")
+    merged = selected.merge(pool, on=["user_id", "event_idx", "label"])
+    assert len(merged) == len(selected) and (merged["predicted"] != merged["label"]).all()
 
 
 def test_deleting_only_table3_rebuilds_only_table3(tiny_run):

@@ -4,8 +4,9 @@ generation plus string matching.
 A candidate's score is the sum of the log-probabilities of its tokens and of the chat template's
 end-of-turn marker after it (`examples.answer_suffix` renders both from the template, so nothing is
 hard-coded and a label that is a prefix of another cannot win on its first tokens alone). The
-prompt's forward pass runs once per query; its key/value cache is repeated over the candidates,
-which run together as one batch on top of it (`score_labels`). Padding sits after each candidate's
+prompts' common beginning (system message, label list) runs once for all queries; each prompt's
+own part runs once per query on a copy of that cache; its cache is then repeated over the
+candidates, which run together as one batch on top of it (`score_labels`). Padding sits after each candidate's
 last token, where a causal model's earlier positions never see it.
 """
 
@@ -49,6 +50,21 @@ def _candidate_batch(cands: list[list[int]], pad_id: int):
     return ids, real
 
 
+def shared_prefix(prompts: list[list[int]]) -> int:
+    """Length of the token prefix all prompts share, leaving each at least one token of its own
+    (whose position gives the first answer token's log-probability)."""
+    if not prompts:
+        return 0
+    n = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id: int = 0,
                  chunk: int = 128, progress: str | None = None) -> np.ndarray:
     """[n_prompts, n_candidates] summed log-likelihoods of every candidate after every prompt.
@@ -64,14 +80,19 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
     ids_all, real_all = _candidate_batch(cands, pad_id)
     first = torch.tensor([c[0] for c in cands])
     out = np.zeros((len(prompts), len(cands)), dtype=np.float64)
+    common = shared_prefix(prompts)
     rows = enumerate(prompts)
     if progress:
         from tqdm import tqdm
 
         rows = tqdm(rows, total=len(prompts), desc=progress, unit="query", mininterval=5.0)
     with torch.no_grad():
+        # the prompts' common beginning (system message, label list, instructions) runs once
+        base = model(input_ids=torch.tensor([prompts[0][:common]], device=device), use_cache=True).cache \
+            if common else None
         for q, prompt in rows:
-            pre = model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
+            pre = model(input_ids=torch.tensor([prompt[common:]], device=device), use_cache=True,
+                        cache=copy.deepcopy(base) if base is not None else None)
             head = pre.logits[0, -1].float().log_softmax(-1).cpu()
             for b in range(0, len(cands), chunk):
                 ids, real = ids_all[b:b + chunk].to(device), real_all[b:b + chunk].to(device)
