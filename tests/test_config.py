@@ -91,6 +91,7 @@ def test_environment_yml_in_step_with_pyproject(env_file):
 
 def settings_classes():
     from behaviorflow.behaviorgen.generate import LLMGenerationSettings
+    from behaviorflow.behaviorlm.prompts import PromptSettings
     from behaviorflow.config import AnonymizationSettings, DatasetSettings, SimulationSettings, SplitSettings
     from behaviorflow.lm.backends import Sampling
     from behaviorflow.lm.tuning import TuningSettings
@@ -98,7 +99,7 @@ def settings_classes():
     from behaviorflow.predictors.scenarios import PredictorSettings
 
     return [SimulationSettings, AnonymizationSettings, SplitSettings, DatasetSettings, TuningSettings, ModelSettings,
-            FitSettings, PredictorSettings, LLMGenerationSettings, Sampling]
+            FitSettings, PredictorSettings, LLMGenerationSettings, Sampling, PromptSettings]
 
 
 def _plain(value):
@@ -126,6 +127,7 @@ def test_every_settings_default_is_the_schemas():
     ("properties/split", "SplitSettings", set()),
     ("$defs/tuning", "TuningSettings", set()),
     ("$defs/fit", "FitSettings", set()),
+    ("$defs/behaviorlm_prompt", "PromptSettings", set()),
 ])
 def test_settings_and_their_schema_section_have_the_same_keys(pointer, cls_name, exempt):
     import dataclasses

@@ -4,6 +4,7 @@
 # on lm.tuning (transformers.Trainer + peft) and is GPU-tagged; `arm` names what a first stage
 # trains on (anchor: anchors + conversation; no_aux: anchors only; full: every behaviour, the
 # paper's traditional fine-tuning; tail: the non-anchors, the tail-first ablation's first stage).
+# A training stage with behaviorlm.processes > 1 runs under torchrun and asks for that many GPUs.
 
 
 rule behaviorlm_atune:
@@ -25,7 +26,7 @@ rule behaviorlm_atune:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
-        gpu=config["resources"]["gpu"],
+        gpu=config["resources"]["gpu"] * BEHAVIORLM["processes"],
     params:
         code=library_code("behaviorlm_atune"),
         stage=get_atune_stage,
@@ -53,7 +54,7 @@ rule behaviorlm_tail_first:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
-        gpu=config["resources"]["gpu"],
+        gpu=config["resources"]["gpu"] * BEHAVIORLM["processes"],
     params:
         code=library_code("behaviorlm_atune"),
         stage={"anchors_only": True, "order": "anchor", "aux": True},
@@ -139,7 +140,7 @@ rule behaviorlm_btune:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
-        gpu=config["resources"]["gpu"],
+        gpu=config["resources"]["gpu"] * BEHAVIORLM["processes"],
     params:
         code=library_code("behaviorlm_btune"),
         settings=BEHAVIORLM_TRAIN,
