@@ -46,19 +46,15 @@ def tiny(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny_lm") / "base", seed=3)
 
 
-@pytest.fixture(scope="module")
-def tok(tiny):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny)
-
-
 def _query(label="golf", history=(("alarm", 0), ("news", 1))):
     past = tuple((0, 420 + 30 * k, f"z{k}", b) for b, k in history)
     return Query("u1", 7, past, 2, 600, label)
 
 
-def test_prediction_examples_supervise_exactly_the_label(tok):
+def test_prediction_examples_supervise_exactly_the_label(tiny):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
     prompt = PromptSettings(history=5, list_labels=True, seed=1)
     queries = [_query(label) for label in CATEGORY]
     examples = stages.encode_queries(tok, queries, prompt, sorted(CATEGORY), 1024)
@@ -97,7 +93,7 @@ def test_queries_carry_only_earlier_events():
     assert first.label == user[user.event_idx == first.event_idx].behavior.item()
 
 
-def test_scorer_equals_a_brute_force_log_likelihood(tiny, tok):
+def test_scorer_equals_a_brute_force_log_likelihood(tiny):
     model, tok = load_scorer(tiny)
     labels = ["a", "ab", "music", "golf", "weather"]  # "a" is a prefix of "ab": the end-of-turn decides
     msgs = [messages(_query(), fmt, labels) for fmt in range(3)]
