@@ -66,20 +66,25 @@ def _planned_jobs(proc):
     return set(_job_counts(proc)) - {"total"}
 
 
+def _without_behaviorlm():
+    """The tiny config without BehaviorLM's stages (their rerun granularity: test_behaviorlm_*)."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config["behaviorlm"] = {"datasets": []}
+    return config
+
+
 def test_changing_anonymisation_config_reruns_only_from_anonymize(tmp_path):
-    work = make_workdir(tmp_path, TINY_CONFIG)
+    work = make_workdir(tmp_path, _without_behaviorlm())
     run_snakemake(work)
     assert "Nothing to be done" in run_snakemake(work, "-n").stdout
-    changed = copy.deepcopy(TINY_CONFIG)
+    changed = _without_behaviorlm()
     changed["anonymization"]["top_zones"] = 5
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
     jobs = _planned_jobs(run_snakemake(work, "-n"))
     downstream = {"generate_synthetic", "pretrain_predictor", "finetune_predictor", "scenario_table", "all",
                   "generate_ablation", "validate_synthetic", "validation_report", "ablation_table", "write_manifest",
                   "data_overview_report", "fidelity_privacy_report", "table_report", "predictability",
-                  "leaderboard_table", "behaviorlm_atune", "behaviorlm_tail_first", "behaviorlm_score_pool",
-                  "behaviorlm_select", "behaviorlm_btune", "behaviorlm_predict", "sequential_on_llm_queries",
-                  "llm_table"}
+                  "leaderboard_table"}
     assert jobs == {"anonymize", "split_users", "build_profiles"} | downstream
     changed["split"]["seed"] = 99
     (work / "config/config.yaml").write_text(yaml.safe_dump(changed))
@@ -93,7 +98,7 @@ def test_editing_library_code_reruns_exactly_the_rules_that_run_it(tmp_path):
     """A rule's params carry the version of the library code it runs: an edited predictor module
     reruns the predictor jobs and what depends on them, and nothing else; an edited validation
     module reruns no predictor job."""
-    work = make_workdir(tmp_path, TINY_CONFIG)
+    work = make_workdir(tmp_path, _without_behaviorlm())
     shutil.copytree(REPO / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     env = {"PYTHONPATH": str(work / "src")}  # the workflow imports this copy of the library
     run_snakemake(work, env=env)
@@ -102,7 +107,7 @@ def test_editing_library_code_reruns_exactly_the_rules_that_run_it(tmp_path):
     models.write_text(models.read_text() + "\n# an edit\n")
     assert _planned_jobs(run_snakemake(work, "-n", env=env)) == {  # the leaderboard is in the data overview
         "pretrain_predictor", "finetune_predictor", "scenario_table", "leaderboard_table", "table_report",
-        "data_overview_report", "write_manifest", "all", "sequential_on_llm_queries", "llm_table"}
+        "data_overview_report", "write_manifest", "all"}
     models.write_text(models.read_text().removesuffix("\n# an edit\n"))  # back: nothing to do again
     assert "Nothing to be done" in run_snakemake(work, "-n", env=env).stdout
     privacy = work / "src/behaviorflow/validation/privacy.py"
@@ -218,6 +223,19 @@ def test_behaviorlm_stages_and_tables(tiny_run):
     pool = pd.read_parquet(results / "tiny/behaviorlm/pool_anchor_seed1.parquet")
     merged = selected.merge(pool, on=["user_id", "event_idx", "label"])
     assert len(merged) == len(selected) and (merged["predicted"] != merged["label"]).all()
+    # a B-tuning setting reruns B-tuning and what scores it, never A-tuning or the pool
+    config_path = tiny_run / "config/config.yaml"
+    original = config_path.read_text()
+    try:
+        changed = copy.deepcopy(TINY_CONFIG)
+        changed["behaviorlm"]["btune"] = {"max_steps": 2}
+        config_path.write_text(yaml.safe_dump(changed, sort_keys=False))
+        planned = _planned_jobs(run_snakemake(tiny_run, "-n"))
+    finally:
+        config_path.write_text(original)
+    assert {"behaviorlm_btune", "behaviorlm_predict", "llm_table"} <= planned
+    assert not planned & {"behaviorlm_atune", "behaviorlm_tail_first", "behaviorlm_score_pool", "behaviorlm_select",
+                          "pretrain_predictor"}
 
 
 def test_deleting_only_table3_rebuilds_only_table3(tiny_run):
