@@ -25,13 +25,12 @@ def run_stage(stage: str, processes: int = 1, **kwargs) -> None:
 
         getattr(stages, stage)(**kwargs)
         return
+    env = dict(os.environ)
+    if kwargs.get("threads"):  # the job's threads shared among its processes
+        kwargs = {**kwargs, "threads": max(1, int(kwargs["threads"]) // processes)}
+        env["OMP_NUM_THREADS"] = str(kwargs["threads"])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
            "-m", "behaviorflow.behaviorlm.launch", stage, json.dumps(kwargs, default=str)]
-    env = dict(os.environ)
-    if kwargs.get("threads"):
-        env["OMP_NUM_THREADS"] = str(max(1, int(kwargs["threads"]) // processes))
-        kwargs = {**kwargs, "threads": max(1, int(kwargs["threads"]) // processes)}
-        cmd[-1] = json.dumps(kwargs, default=str)
     subprocess.run(cmd, env=env, check=True)
 
 

@@ -102,7 +102,7 @@ def llm_section(summary: pd.DataFrame, queries: dict[str, int]) -> str:
     for dataset in sorted(summary["dataset"].unique()):
         part = summary[summary["dataset"] == dataset]
         order = part[part["metric"] == "acc1"].sort_values("mean", ascending=False)["model"].tolist()
-        rows = [[m, LLM_TEXT.get(m, ROW_TEXT.get(m, m)), *(_cell(part[part["model"] == m], k) for k in SHOWN)]
+        rows = [[m, LLM_TEXT.get(m, m), *(_cell(part[part["model"] == m], k) for k in SHOWN)]
                 for m in order]
         lines += [f"## {dataset} ({queries.get(dataset, '?')} LLM queries)", "",
                   *md_table(["model", "what it is", *SHOWN], rows), "",

@@ -8,16 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from behaviorflow.reporting.leaderboard import _cell
+from behaviorflow.reporting.leaderboard import ROW_TEXT as COUNTING_AND_SEQUENTIAL
+from behaviorflow.reporting.leaderboard import SHOWN, _cell
 from behaviorflow.reporting.scenario_tables import METRIC_TEXT
 from behaviorflow.reporting.tables import COLUMNS, md_table, summarize, write_results_table
 
 ROW_TEXT = {
-    "global_mf": "the training events' most frequent behaviour",
-    "user_mf": "each user's most frequent behaviour so far",
-    "markov1": "previous behaviour -> most frequent next (the user's own transitions first)",
-    "sasrec": "SASRec, pretrained on the training users",
-    "bert4rec": "BERT4Rec, pretrained on the training users",
+    **COUNTING_AND_SEQUENTIAL,
     "llm_zero_shot": "the base LLM, no tuning (labels named in the prompt)",
     "llm_full_ft": "LoRA on samples of every behaviour (the paper's traditional fine-tuning)",
     "behaviorlm_anchor_only": "A-tuning only: anchors + general conversation",
@@ -26,7 +23,6 @@ ROW_TEXT = {
     "behaviorlm_random_select": "BehaviorLM with F random samples per label instead of the hard ones",
     "behaviorlm_tail_first": "the non-anchors first, then the anchors (reversed order)",
 }
-SHOWN = ("acc1", "acc3", "overall", "head", "medium", "tail")
 PAPER = {
     "table5": [("BehaviorLM reports up to +27.4 % tail accuracy (and +20.4 % overall) over traditional "
                 "fine-tuning (Llama-3-8B, two real app-usage datasets, validation splits)."),
