@@ -100,7 +100,7 @@ def test_scorer_equals_a_brute_force_log_likelihood(tiny):
     prompts = [prompt_ids(tok, m) for m in msgs]
     cands = candidate_ids(tok, msgs[0], labels)
     assert [tok.decode(c) for c in cands] == [f"{lab}<|end|>" for lab in labels]
-    fast = score_labels(model, prompts, cands, tok.pad_token_id, chunk=2)  # chunks of candidates too
+    fast = score_labels(model, prompts, cands, tok.pad_token_id, chunk=2)  # two queries per pass: left padding in a batch too
     brute = np.zeros_like(fast)
     with torch.no_grad():
         for i, p in enumerate(prompts):

@@ -38,18 +38,6 @@ def prompt_ids(tok, messages: list[dict]) -> list[int]:
     return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
 
 
-def _candidate_batch(cands: list[list[int]], pad_id: int):
-    import torch
-
-    width = max(len(c) for c in cands)
-    ids = torch.full((len(cands), width), pad_id, dtype=torch.long)
-    real = torch.zeros((len(cands), width), dtype=torch.bool)
-    for i, c in enumerate(cands):
-        ids[i, :len(c)] = torch.tensor(c)
-        real[i, :len(c)] = True
-    return ids, real
-
-
 def shared_prefix(prompts: list[list[int]]) -> int:
     """Length of the token prefix all prompts share, leaving each at least one token of its own
     (whose position gives the first answer token's log-probability)."""
@@ -65,44 +53,93 @@ def shared_prefix(prompts: list[list[int]]) -> int:
     return max(n, 0)
 
 
+def _tree(cands: list[list[int]]):
+    """All candidates as one token row: ids, each token's offset inside its candidate, and which
+    earlier tokens of the row it may see (the earlier tokens of its own candidate)."""
+    import torch
+
+    ids = torch.tensor([t for c in cands for t in c])
+    offset = torch.tensor([k for c in cands for k in range(len(c))])
+    owner = torch.tensor([i for i, c in enumerate(cands) for _ in c])
+    sees = (owner[:, None] == owner[None, :]) & (offset[None, :] <= offset[:, None])
+    return ids, offset, sees
+
+
 def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id: int = 0,
-                 chunk: int = 128, progress: str | None = None) -> np.ndarray:
+                 chunk: int = 8, progress: str | None = None) -> np.ndarray:
     """[n_prompts, n_candidates] summed log-likelihoods of every candidate after every prompt.
 
-    One forward pass of the prompt (with its cache), then the candidates in batches of `chunk` on
-    the repeated cache: the first token's log-probability comes from the prompt's last position,
-    each later token's from the candidate's previous position."""
+    The prompts' common beginning runs once (its cache is reused by every query). Then `chunk`
+    queries at a time run in one forward pass, one row each: the query's own prompt tokens
+    (left-padded to the longest in the chunk) followed by *all* candidates side by side, with an
+    attention mask in which a candidate token sees the prefix, its query's prompt and the earlier
+    tokens of its own candidate only, and position ids that continue the prompt for every candidate
+    (a token tree). The candidates' first tokens take their log-probabilities from the prompt's last
+    position, later tokens from their own candidate's previous position; the LM head runs on those
+    positions only."""
     import copy
 
     import torch
 
     device = next(model.parameters()).device
-    ids_all, real_all = _candidate_batch(cands, pad_id)
-    first = torch.tensor([c[0] for c in cands])
+    dtype = next(model.parameters()).dtype
+    tree_ids, tree_offset, tree_sees = (x.to(device) for x in _tree(cands))
+    n_tree = len(tree_ids)
+    starts = np.cumsum([0] + [len(c) for c in cands])[:-1]
     out = np.zeros((len(prompts), len(cands)), dtype=np.float64)
     common = shared_prefix(prompts)
-    rows = enumerate(prompts)
+    batches = [range(b, min(b + chunk, len(prompts))) for b in range(0, len(prompts), chunk)]
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        rows = tqdm(rows, total=len(prompts), desc=progress, unit="query", mininterval=5.0)
+        bar = tqdm(total=len(prompts), desc=progress, unit="query", mininterval=5.0)
+    # logits kept: the prompt's last position, then each candidate token that has a next token
+    inner = [int(s) + k for s, c in zip(starts, cands) for k in range(len(c) - 1)]
+    nxt = torch.tensor([t for c in cands for t in c[1:]], device=device)
+    nxt_owner = np.array([i for i, c in enumerate(cands) for _ in c[1:]], dtype=np.int64)
+    first = torch.tensor([c[0] for c in cands], device=device)
     with torch.no_grad():
         # the prompts' common beginning (system message, label list, instructions) runs once
         base = model(input_ids=torch.tensor([prompts[0][:common]], device=device), use_cache=True).cache \
             if common else None
-        for q, prompt in rows:
-            pre = model(input_ids=torch.tensor([prompt[common:]], device=device), use_cache=True,
-                        cache=copy.deepcopy(base) if base is not None else None)
-            head = pre.logits[0, -1].float().log_softmax(-1).cpu()
-            for b in range(0, len(cands), chunk):
-                ids, real = ids_all[b:b + chunk].to(device), real_all[b:b + chunk].to(device)
-                cache = copy.deepcopy(pre.cache)
-                cache.batch_repeat_interleave(len(ids))
-                logits = model(input_ids=ids, cache=cache, use_cache=True).logits
-                # position k predicts token k + 1 of the candidate; the last position predicts nothing
-                logp = logits[:, :-1].float().log_softmax(-1)
-                nxt = logp.gather(-1, ids[:, 1:, None]).squeeze(-1) * real[:, 1:]
-                out[q, b:b + len(ids)] = (head[first[b:b + chunk]] + nxt.sum(-1).cpu()).double().numpy()
+        for rows in batches:
+            own = [prompts[q][common:] for q in rows]
+            width = max(len(o) for o in own)
+            n, total = len(own), width + n_tree
+            ids = torch.full((n, total), pad_id, dtype=torch.long, device=device)
+            ids[:, width:] = tree_ids
+            pos = torch.full((n, total), common, dtype=torch.long, device=device)
+            sees = torch.zeros((n, total, common + total), dtype=torch.bool, device=device)
+            sees[:, :, :common] = True  # everything sees the common prefix (padding too: no empty rows)
+            causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+            for r, o in enumerate(own):
+                pad = width - len(o)
+                ids[r, pad:width] = torch.tensor(o, device=device)
+                pos[r, pad:width] = common + torch.arange(len(o), device=device)
+                pos[r, width:] = common + len(o) + tree_offset
+                sees[r, pad:width, common + pad:common + width] = causal[pad:, pad:]
+                sees[r, width:, common + pad:common + width] = True  # candidates see the whole prompt
+                sees[r, width:, common + width:] = tree_sees
+            mask = torch.zeros(sees.shape, dtype=dtype, device=device).masked_fill_(~sees, torch.finfo(dtype).min)
+            cache = None
+            if base is not None:
+                cache = copy.deepcopy(base)
+                cache.batch_repeat_interleave(n)
+            keep = torch.tensor([width - 1] + [width + i for i in inner], device=device)
+            logits = model(input_ids=ids, position_ids=pos, attention_mask=mask[:, None], cache=cache,
+                           use_cache=cache is not None, logits_to_keep=keep).logits
+            logp = logits.float().log_softmax(-1)  # (n, 1 + inner tokens, vocabulary)
+            head = logp[:, 0, first]  # (n, candidates): each candidate's first token
+            later = logp[:, 1:].gather(-1, nxt.expand(n, -1)[..., None]).squeeze(-1).cpu().numpy()
+            block = head.cpu().double().numpy()
+            for r in range(n):
+                block[r] += np.bincount(nxt_owner, weights=later[r], minlength=len(cands))
+            out[rows.start:rows.stop] = block
+            if bar is not None:
+                bar.update(n)
+    if bar is not None:
+        bar.close()
     return out
 
 
