@@ -34,7 +34,7 @@ def main() -> None:
     from behaviorflow.behaviorlm import data as bdata
     from behaviorflow.behaviorlm.prompts import PromptSettings, formats_for, messages
     from behaviorflow.behaviorlm.stages import encode_queries
-    from behaviorflow.lm.scoring import candidate_ids, load_scorer, prompt_ids, score_labels
+    from behaviorflow.lm.scoring import candidate_ids, load_scorer, prompt_ids, score_labels, shared_prefix
     from behaviorflow.lm.tuning import TuningSettings, tune
 
     ap = argparse.ArgumentParser()
@@ -57,9 +57,12 @@ def main() -> None:
     fmts = formats_for(queries, prompt.seed)
     prompts = [prompt_ids(tok, messages(q, int(f), shown)) for q, f in zip(queries, fmts)]
     cands = candidate_ids(tok, messages(queries[0], 0, shown), labels)
-    tokens_per_query = np.mean([len(p) for p in prompts]) + sum(len(c) for c in cands)
-    print(f"{len(labels)} labels; prompt {np.mean([len(p) for p in prompts]):.0f} tokens on average, "
-          f"candidates {sum(len(c) for c in cands)} tokens in all")
+    common = shared_prefix(prompts)
+    # what the scorer runs per query: the prompt's own part and every candidate token (the common
+    # prefix runs once per call)
+    tokens_per_query = np.mean([len(p) - common for p in prompts]) + sum(len(c) for c in cands)
+    print(f"{len(labels)} labels; prompt {np.mean([len(p) for p in prompts]):.0f} tokens on average "
+          f"({common} shared by all), candidates {sum(len(c) for c in cands)} tokens in all")
 
     results = {}
     for dtype in ("float32", "bfloat16"):

@@ -185,6 +185,11 @@ def test_stages_atune_select_btune_predict(tiny, tmp_path):
                      anchor_share=0.1, aux_share=0.2, aux_corpus="chitchat", threads=1)
     assert set(a["labels_trained"]) <= set(a["anchors"]) and "golf" not in a["anchors"]
     assert a["aux_examples"] == 10 and a["steps"] == 3
+    # a rerun (same seed, same data) trains the same adapter, bit for bit
+    stages.atune(path, tiny, tmp_path / "again", tuning=TUNING, prompt=PROMPT, seed=1, train_examples=40,
+                 anchor_share=0.1, aux_share=0.2, aux_corpus="chitchat", threads=1)
+    assert (tmp_path / "atune/trainable.safetensors").read_bytes() == \
+        (tmp_path / "again/trainable.safetensors").read_bytes()
     pool = stages.behaviorlm_score_pool(path, tiny, tmp_path / "atune", tmp_path / "pool.parquet", prompt=PROMPT, seed=1,
                              pool=60, threads=1)
     assert len(pool) == 60 and set(pool["predicted"]) <= set(CATEGORY)
