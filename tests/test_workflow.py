@@ -208,6 +208,11 @@ def test_behaviorlm_stages_and_tables(tiny_run):
         assert (tiny_run / f"reports/{table}.html").is_file() and (tiny_run / f"reports/figures/{table}.png").is_file()
     parts = [pd.read_csv(p) for p in (results / "tiny/parts/llm").glob("*.csv")]
     assert {int(q) for p in parts for q in p["queries"]} == {16}
+    # each page says what the B-tuning sets of its rows hold
+    assert "| difficulty | anchor | 2 | 1 |" in (results / "table5.md").read_text()
+    page6 = (results / "table6.md").read_text()
+    assert all(f"| {how} | {arm} | {f} | 1 |" in page6
+               for how, arm, f in [("difficulty", "no_aux", 2), ("random", "anchor", 2), ("difficulty", "anchor", 3)])
     table6 = pd.read_csv(results / "table6.csv")
     assert set(table6["model"]) == {"behaviorlm", "behaviorlm_no_aux", "behaviorlm_random_select",
                                     "behaviorlm_tail_first", "behaviorlm_F1", "behaviorlm_F3"}

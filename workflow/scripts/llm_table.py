@@ -5,4 +5,5 @@ from behaviorflow.runlog import log_to
 
 log_to(snakemake.log[0])
 llm_table(snakemake.wildcards.table, parts=list(snakemake.input.parts), outputs=dict(snakemake.output.items()),
-          config=snakemake.params.config, seeds=snakemake.params.seeds)
+          config=snakemake.params.config, seeds=snakemake.params.seeds,
+          selections=list(snakemake.input.selections))

@@ -5,6 +5,10 @@ ours, and each verdict says what our numbers show."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -92,7 +96,8 @@ def few_shot(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return rows.pivot_table(index="F", columns="metric", values="mean").sort_index()
 
 
-def page(table: str, summary: pd.DataFrame, seeds: list[int], queries: dict[str, int]) -> str:
+def page(table: str, summary: pd.DataFrame, seeds: list[int], queries: dict[str, int],
+         selections: pd.DataFrame | None = None) -> str:
     title = ("LLM next-behaviour prediction and BehaviorLM" if table == "table5"
              else "BehaviorLM ablation and few-shot curve")
     lines = [f"# {table}: {title}", "", PROTOCOL, "", METRIC_TEXT, "", f"BehaviorLM seeds: {seeds}.", "",
@@ -105,10 +110,46 @@ def page(table: str, summary: pd.DataFrame, seeds: list[int], queries: dict[str,
                  *(_cell(part[part["model"] == m], k) for k in SHOWN)] for m in order]
         lines += md_table(["row", "what it is", *SHOWN], rows)
         lines += ["", "**Verdict.**", "", *(f"- {v}" for v in verdict(table, summary, dataset)), ""]
+        if selections is not None and len(selections):
+            lines += selection_lines(selections[selections["dataset"] == dataset])
     return "\n".join(lines) + "\n"
 
 
-def llm_table(table: str, *, parts: list[str], outputs: dict, config: dict, seeds: list[int]) -> pd.DataFrame:
+SELECTION = re.compile(r"results/(?P<dataset>[^/]+)/behaviorlm/select_(?P<how>[a-z]+)_(?P<arm>[a-z_]+)_F(?P<F>\d+)"
+                       r"_seed(?P<seed>\d+)\.json$")
+
+
+def selections_frame(paths: list[str]) -> pd.DataFrame:
+    """One row per B-tuning set: what difficulty (or random) selection kept from the scored pool."""
+    rows = []
+    for path in paths:
+        match = SELECTION.search(str(path))
+        if not match:
+            raise ValueError(f"{path}: expected results/<dataset>/behaviorlm/select_<how>_<arm>_F<n>_seed<k>.json")
+        report = json.loads(Path(path).read_text())
+        rows.append({**match.groupdict(), "pool": report["pool"], "pool_accuracy": report.get("pool_accuracy"),
+                     "candidates": report["candidates"], "selected": report["selected"],
+                     "labels": report["labels"], "labels_short_of_F": len(report["labels_with_fewer"])})
+    frame = pd.DataFrame(rows, columns=["dataset", "how", "arm", "F", "seed", "pool", "pool_accuracy", "candidates",
+                                        "selected", "labels", "labels_short_of_F"])
+    return frame.astype({"F": int, "seed": int}).sort_values(["dataset", "how", "arm", "F", "seed"], ignore_index=True)
+
+
+def selection_lines(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    head = ["selection", "A-tuning arm", "F", "seed", "pool", "pool Acc@1", "kept by the rule", "selected",
+            "labels", "labels with < F"]
+    rows = [[r.how, r.arm, r.F, r.seed, r.pool, "n/a" if pd.isna(r.pool_accuracy) else f"{r.pool_accuracy:.3f}",
+             r.candidates, r.selected, r.labels, r.labels_short_of_F] for r in frame.itertuples()]
+    intro = ("B-tuning sets (what each selection kept from the A-tuned model's scored pool; `kept by the rule`: "
+             "same-category mistakes for difficulty selection, every pool sample for random):")
+    return [intro, "",
+            *md_table(head, rows), ""]
+
+
+def llm_table(table: str, *, parts: list[str], outputs: dict, config: dict, seeds: list[int],
+              selections: list[str] = ()) -> pd.DataFrame:
     """Rule llm_table: results/<table>.csv, its summary, page and provenance."""
     frames = [pd.read_csv(p) for p in parts]
     long = pd.concat(frames, ignore_index=True)
@@ -119,6 +160,6 @@ def llm_table(table: str, *, parts: list[str], outputs: dict, config: dict, seed
                          "rebuild them with the same behaviorlm.queries")
     long = long[COLUMNS].sort_values(["dataset", "model", "metric", "seed"], ignore_index=True)
     summary = summarize(long)
-    text = page(table, summary, seeds, {d: q[0] for d, q in queries.items()})
+    text = page(table, summary, seeds, {d: q[0] for d, q in queries.items()}, selections_frame(list(selections)))
     write_results_table(outputs, table, long, summary, text, parts, config, seeds)
     return summary

@@ -95,5 +95,24 @@ def get_llm_table_inputs(wildcards, table=None):
             + expand(
                 "results/{dataset}/parts/llm/sequential.csv", dataset=BLM_DATASETS
             ),
+            "selections": _selections(TABLE5_METHODS),
         }
-    return {"parts": _llm_parts(TABLE6_METHODS + FEW_SHOT)}
+    return {
+        "parts": _llm_parts(TABLE6_METHODS + FEW_SHOT),
+        "selections": _selections(TABLE6_METHODS + FEW_SHOT),
+    }
+
+
+def _selections(methods):
+    """The selection reports of the rows that B-tune (what their B-tuning set holds)."""
+    reports = []
+    for method in methods:
+        adapter = _adapter(method)
+        if adapter and adapter.startswith("btune_"):
+            reports += expand(
+                "results/{dataset}/behaviorlm/select_{selection}_seed{seed}.json",
+                dataset=BLM_DATASETS,
+                selection=adapter.removeprefix("btune_"),
+                seed=BLM_SEEDS if method in LLM_METHODS else BLM_SEEDS[:1],
+            )
+    return reports
