@@ -159,6 +159,14 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
         def forward(self, feats, select=None):
             """feats [B, L, 4] -> logits [B, L, n_labels]; with `select` ([B, L] bool) only the
             selected positions' logits [n, n_labels] (the label head and softmax are the costly part)."""
+            x = self.hidden(feats)
+            if self.copy is not None:
+                return self.copy(x, self.head, feats, select)
+            return self.head(x if select is None else x[select])
+
+        def hidden(self, feats):
+            """feats [B, L, 4] -> the last block's normalised states [B, L, d]: the penultimate layer
+            (the label head is the last), what BUA's projector reads."""
             length = feats.shape[1]
             rng = self.rng if self.training else None
             x = sum(emb(feats[..., i]) for i, emb in enumerate(self.embeddings))
@@ -172,10 +180,7 @@ def build_model(kind: str, sizes: tuple[int, int, int, int], n_labels: int, sett
             bias = torch.zeros(allowed.shape, device=feats.device).masked_fill_(~allowed, float("-inf"))[:, None]
             for block in self.blocks:
                 x = block(x, bias, rng)
-            x = self.norm(x)
-            if self.copy is not None:
-                return self.copy(x, self.head, feats, select)
-            return self.head(x if select is None else x[select])
+            return self.norm(x)
 
     return SequenceModel()
 
