@@ -151,6 +151,11 @@ def test_difficulty_selection_by_hand():
     assert report["candidates"] == 6 and report["labels_with_fewer"] == {}
     chosen, report = bdata.select_difficult(pool, predicted, CATEGORY, per_label=2, seed=0)
     assert report["labels_with_fewer"] == {"music": 1, "news": 1} and len(chosen) == 6
+    # the random ablation matches those counts per label, from every pool sample of the label
+    counts = {"alarm": 2, "golf": 2, "music": 1, "news": 1}
+    drawn = [bdata.select_random(pool, counts, seed=s)[0] for s in range(20)]
+    assert all(sorted(q.label for q in d) == sorted(q.label for q in chosen) for d in drawn)
+    assert {q.event_idx for d in drawn for q in d if q.label == "alarm"} == {0, 1, 2}  # the right one too
 
 
 def test_the_chat_corpus_is_real_conversation_in_chat_roles(tmp_path):

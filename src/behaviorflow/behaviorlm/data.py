@@ -142,24 +142,29 @@ def select_difficult(pool: list[Query], predicted: list[str], category: dict[str
     return _balance(pool, hard, per_label, seed, "difficulty")
 
 
-def select_random(pool: list[Query], per_label: int, seed: int) -> tuple[list[Query], dict]:
-    """The ablation: `per_label` samples per label drawn at random, difficulty ignored."""
+def select_random(pool: list[Query], per_label: int | dict[str, int], seed: int) -> tuple[list[Query], dict]:
+    """The ablation: samples drawn at random per label, difficulty ignored. `per_label` is F, or a
+    count per label (the difficulty selection's, so the ablation changes which samples B-tuning
+    sees and not how many: with few mistakes in the pool, a random F per label would be a larger set)."""
     by_label: dict[str, list[int]] = {}
     for i, q in enumerate(pool):
-        by_label.setdefault(q.label, []).append(i)
+        if isinstance(per_label, int) or q.label in per_label:
+            by_label.setdefault(q.label, []).append(i)
     return _balance(pool, by_label, per_label, seed, "random")
 
 
-def _balance(pool, candidates: dict[str, list[int]], per_label: int, seed: int, how: str):
+def _balance(pool, candidates: dict[str, list[int]], per_label: int | dict[str, int], seed: int, how: str):
     rng = np.random.default_rng(seed)
     chosen, short = [], {}
     for label in sorted(candidates):
         idx = candidates[label]
-        if len(idx) < per_label:
+        want = per_label if isinstance(per_label, int) else per_label[label]
+        if len(idx) < want:
             short[label] = len(idx)
-        chosen += list(rng.choice(idx, per_label, replace=False)) if len(idx) > per_label else idx
+        chosen += list(rng.choice(idx, want, replace=False)) if len(idx) > want else idx
     report = {"how": how, "pool": len(pool), "candidates": int(sum(len(v) for v in candidates.values())),
-              "selected": len(chosen), "labels": len(candidates), "per_label": per_label,
+              "selected": len(chosen), "labels": len(candidates),
+              "per_label": per_label if isinstance(per_label, int) else "matched to difficulty selection",
               "labels_with_fewer": short}
     if short:
         log.info("selection (%s): %d label(s) have fewer than %d samples and keep all: %s", how, len(short),

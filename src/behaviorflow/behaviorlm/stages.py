@@ -5,7 +5,7 @@
   auxiliary data it is the paper's "traditional fine-tuning" on every behaviour (`llm_full_ft`).
 - `behaviorlm_score_pool`: the A-tuned model predicts a stratified, seeded pool of training samples (every
   label scored, `lm.scoring`); `behaviorlm_select`: difficulty selection keeps its same-category mistakes,
-  balanced to F per label (or a random F: the ablation).
+  balanced to F per label (or, the ablation, as many per label drawn at random).
 - `btune`: continues the A-tuned adapter on the selected samples.
 All training goes through `lm.tuning.tune` (transformers.Trainer + peft; DDP under torchrun).
 """
@@ -137,14 +137,14 @@ def behaviorlm_select(split_path, pool_path, out_path, report_path, *, prompt: d
     scored = pd.read_parquet(pool_path)
     by_key = {(q.user_id, q.event_idx): q for q in training_queries(split, prompt.history)}
     candidates = [by_key[(u, int(i))] for u, i in zip(scored["user_id"], scored["event_idx"])]
-    if how == "difficulty":
-        predicted = scored["predicted"].tolist()
-        chosen, report = select_difficult(candidates, predicted, _categories(split, category_column), per_label, seed)
-        report["pool_accuracy"] = float(np.mean(scored["predicted"] == scored["label"]))
-    elif how == "random":
-        chosen, report = select_random(candidates, per_label, seed)
-    else:
+    if how not in ("difficulty", "random"):
         raise ValueError(f"selection must be difficulty or random, not {how!r}")
+    predicted = scored["predicted"].tolist()
+    chosen, report = select_difficult(candidates, predicted, _categories(split, category_column), per_label, seed)
+    if how == "random":  # as many per label as difficulty selection keeps, drawn without looking at difficulty
+        counts = pd.Series([q.label for q in chosen], dtype=object).value_counts().to_dict()
+        chosen, report = select_random(candidates, {str(k): int(v) for k, v in counts.items()}, seed)
+    report["pool_accuracy"] = float(np.mean(scored["predicted"] == scored["label"]))
     pd.DataFrame([(q.user_id, q.event_idx, q.label) for q in chosen], columns=SELECTED_COLUMNS).to_parquet(out_path)
     write_json(report_path, report)
     return report

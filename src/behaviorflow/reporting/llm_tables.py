@@ -24,7 +24,7 @@ ROW_TEXT = {
     "behaviorlm_anchor_only": "A-tuning only: anchors + general conversation",
     "behaviorlm": "A-tuning, difficulty selection, B-tuning (BehaviorLM)",
     "behaviorlm_no_aux": "BehaviorLM without the general conversation in A-tuning",
-    "behaviorlm_random_select": "BehaviorLM with F random samples per label instead of the hard ones",
+    "behaviorlm_random_select": "BehaviorLM with random samples instead of the hard ones (as many per label)",
     "behaviorlm_tail_first": "the non-anchors first, then the anchors (reversed order)",
 }
 PAPER = {
