@@ -40,7 +40,7 @@ TINY_CONFIG = {
                                 "users": 2, "weeks": 2, "seeds": [1]}},
     # BehaviorLM's every stage and tables 5-6 on the tiny random model: a few steps each
     "behaviorlm": {"model": TINY_MODEL, "seeds": [1], "prompt": {"history": 3, "list_labels": False},
-                   "queries": 16, "train_examples": 12, "select": {"pool": 24, "per_label": 2}, "few_shot": [1, 3],
+                   "queries": 16, "train_examples": 12, "select": {"pool": 24, "per_label": 2}, "few_shot": [2, 3],
                    "tuning": {"max_steps": 2, "batch_size": 4, "max_length": 1024, "eval_steps": 1, "patience": 0,
                               "bf16": False, "layers": 0, "target_modules": ["q_proj", "v_proj"]},
                    "btune": {"max_steps": 1}},

@@ -213,9 +213,10 @@ def test_behaviorlm_stages_and_tables(tiny_run):
     page6 = (results / "table6.md").read_text()
     assert all(f"| {how} | {arm} | {f} | 1 |" in page6
                for how, arm, f in [("difficulty", "no_aux", 2), ("random", "anchor", 2), ("difficulty", "anchor", 3)])
+    assert page6.count("| difficulty | anchor | 2 | 1 |") == 1  # BehaviorLM's set and F = 2's are one
     table6 = pd.read_csv(results / "table6.csv")
     assert set(table6["model"]) == {"behaviorlm", "behaviorlm_no_aux", "behaviorlm_random_select",
-                                    "behaviorlm_tail_first", "behaviorlm_F1", "behaviorlm_F3"}
+                                    "behaviorlm_tail_first", "behaviorlm_F2", "behaviorlm_F3"}
     models = tiny_run / "models/behaviorlm/tiny"
     btune = read_json(models / "btune_difficulty_anchor_F2/seed1/training_report.json")
     assert btune["init_from"] == "models/behaviorlm/tiny/atune_anchor/seed1"

@@ -115,4 +115,5 @@ def _selections(methods):
                 selection=adapter.removeprefix("btune_"),
                 seed=BLM_SEEDS if method in LLM_METHODS else BLM_SEEDS[:1],
             )
-    return reports
+    # BehaviorLM's own set is also the few-shot curve's at F = per_label: list it once
+    return list(dict.fromkeys(reports))
