@@ -17,17 +17,15 @@ from behaviorflow.predictors.models import ModelSettings, build_model
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_bua") / "base", seed=4)
-
-
-@pytest.fixture(scope="module")
-def tok(tiny):
+    """The tiny LLM's folder and its tokenizer."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny)
+    path = build_tiny_model(tmp_path_factory.mktemp("tiny_bua") / "base", seed=4)
+    return path, AutoTokenizer.from_pretrained(path)
 
 
-def test_the_placeholder_is_one_token_the_chat_template_never_uses(tok):
+def test_the_placeholder_is_one_token_the_chat_template_never_uses(tiny):
+    tok = tiny[1]
     token, token_id = placeholder_token(tok)
     assert token == "<unk>" and tok.convert_ids_to_tokens(token_id) == token
     assert placeholder_token(tok, "<pad>") == ("<pad>", tok.pad_token_id)
@@ -67,11 +65,12 @@ def test_encoder_states_never_see_the_target_behaviour_or_zone():
     assert not np.allclose(sequence_states(model, moved, 3), a)
 
 
-def test_stage_one_trains_the_projector_only_and_the_states_reach_the_llm(tiny, tok):
+def test_stage_one_trains_the_projector_only_and_the_states_reach_the_llm(tiny):
     from behaviorflow.lm.tuning import _wrapped_class
 
+    path, tok = tiny
     token, token_id = placeholder_token(tok)
-    lm, _ = load_base(tiny, TuningSettings(rank=2, alpha=4, dropout=0.0, bf16=False, train=("projector",)))
+    lm, _ = load_base(path, TuningSettings(rank=2, alpha=4, dropout=0.0, bf16=False, train=("projector",)))
     model = _wrapped_class()(lm, {"projector": projector(6, 48, seed=1)}, make_inject(token_id))
     trainable = apply_freeze_map(model, ("projector",))
     assert trainable and all(n.startswith("extras.projector.") for n in trainable)
