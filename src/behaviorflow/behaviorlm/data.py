@@ -167,6 +167,6 @@ def _balance(pool, candidates: dict[str, list[int]], per_label: int | dict[str, 
               "per_label": per_label if isinstance(per_label, int) else "matched to difficulty selection",
               "labels_with_fewer": short}
     if short:
-        log.info("selection (%s): %d label(s) have fewer than %d samples and keep all: %s", how, len(short),
+        log.info("selection (%s): %d label(s) have fewer than %s samples and keep all: %s", how, len(short),
                  per_label, dict(sorted(short.items())[:8]))
     return [pool[i] for i in sorted(chosen)], report

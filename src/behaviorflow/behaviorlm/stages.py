@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +143,7 @@ def behaviorlm_select(split_path, pool_path, out_path, report_path, *, prompt: d
     predicted = scored["predicted"].tolist()
     chosen, report = select_difficult(candidates, predicted, _categories(split, category_column), per_label, seed)
     if how == "random":  # as many per label as difficulty selection keeps, drawn without looking at difficulty
-        counts = pd.Series([q.label for q in chosen], dtype=object).value_counts().to_dict()
-        chosen, report = select_random(candidates, {str(k): int(v) for k, v in counts.items()}, seed)
+        chosen, report = select_random(candidates, dict(Counter(q.label for q in chosen)), seed)
     report["pool_accuracy"] = float(np.mean(scored["predicted"] == scored["label"]))
     pd.DataFrame([(q.user_id, q.event_idx, q.label) for q in chosen], columns=SELECTED_COLUMNS).to_parquet(out_path)
     write_json(report_path, report)

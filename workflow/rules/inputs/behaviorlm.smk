@@ -67,18 +67,23 @@ def get_pretrained_models(wildcards):
     )
 
 
+def _method_seeds(method):
+    """The seeds a method runs with: zero-shot once (it has no seed), the few-shot curve on the
+    first seed, every other row on every BehaviorLM seed."""
+    if method not in LLM_METHODS:
+        return BLM_SEEDS[:1]
+    return [0] if LLM_METHODS[method] is None else BLM_SEEDS
+
+
 def _llm_parts(methods):
-    """Every method's rows on every BehaviorLM dataset (zero-shot once: it has no seed; the
-    few-shot curve on the first seed)."""
+    """Every method's rows on every BehaviorLM dataset."""
     parts = []
     for method in methods:
-        seeds = [0] if LLM_METHODS.get(method, "x") is None else BLM_SEEDS
-        seeds = seeds if method in LLM_METHODS else BLM_SEEDS[:1]
         parts += expand(
             "results/{dataset}/parts/llm/{method}_seed{seed}.csv",
             dataset=BLM_DATASETS,
             method=method,
-            seed=seeds,
+            seed=_method_seeds(method),
         )
     return parts
 
@@ -113,7 +118,7 @@ def _selections(methods):
                 "results/{dataset}/behaviorlm/select_{selection}_seed{seed}.json",
                 dataset=BLM_DATASETS,
                 selection=adapter.removeprefix("btune_"),
-                seed=BLM_SEEDS if method in LLM_METHODS else BLM_SEEDS[:1],
+                seed=_method_seeds(method),
             )
     # BehaviorLM's own set is also the few-shot curve's at F = per_label: list it once
     return list(dict.fromkeys(reports))
