@@ -40,6 +40,10 @@ class FakeOpenAI:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            # headers and body go out as separate writes: without TCP_NODELAY, Nagle's algorithm holds
+            # the body until the client's delayed ACK (~40 ms a request on Linux)
+            disable_nagle_algorithm = True
+
             def log_message(self, *args):
                 pass
 

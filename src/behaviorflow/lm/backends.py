@@ -1,9 +1,14 @@
 """LLM backends behind one interface, and the content-addressed cache every call goes through.
 
 Backends return a `Completion` (finish_reason "length" when truncated) or a `BackendError`; `CachedLLM` looks each request up in
-`LLMCache` first, calls the backend only for misses, stores successful completions atomically
-and counts backend calls and cache hits. Failures (HTTP errors, timeouts, truncated or malformed
-completions) are never cached.
+`LLMCache` first, calls the backend only for misses, stores each successful completion atomically
+the moment it arrives (so a run killed mid-batch repeats no completed call) and counts backend
+calls, cache hits and errors. Failures (HTTP errors, timeouts, truncated or malformed completions)
+are never cached.
+
+The openai backend keeps up to `max_in_flight` requests open at once (a thread pool over the
+official client, which is thread-safe and does its own retries, honouring Retry-After); local
+backends answer a batch at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,8 +105,11 @@ class CachedLLM:
         self.cache = cache
         self.backend_calls = 0
         self.cache_hits = 0
+        self.errors = 0
 
-    def complete_batch(self, requests: list[tuple[list[dict], Sampling, int]]) -> list[CallResult]:
+    def complete_batch(self, requests: list[tuple[list[dict], Sampling, int]],
+                       on_result: Callable[[int, CallResult], None] | None = None) -> list[CallResult]:
+        """Results in request order; `on_result(i, result)` as each one is known (hits first)."""
         identity = self.backend.identity()
         results: list[CallResult | None] = [None] * len(requests)
         misses = []
@@ -109,24 +119,37 @@ class CachedLLM:
             if hit is not None:
                 self.cache_hits += 1
                 results[i] = CallResult(key, True, Completion(**hit["completion"]), None)
+                if on_result:
+                    on_result(i, results[i])
             else:
                 misses.append((i, key))
+
+        def settle(m: int, outcome) -> None:  # one backend answer: cache it at once if usable
+            i, key = misses[m]
+            if isinstance(outcome, Completion) and outcome.finish_reason == "length":
+                # a truncated completion is a failure: never cached, retried by the caller
+                results[i] = CallResult(key, False, None, "truncated completion: finish_reason=length "
+                                        f"after {outcome.completion_tokens} tokens")
+            elif isinstance(outcome, Completion):
+                _, sampling, seed = requests[i]
+                self.cache.put(key, {"key": key, "identity": identity, "seed": seed,
+                                     "sampling": asdict(sampling), "completion": asdict(outcome),
+                                     "created_unix": int(time.time())})
+                results[i] = CallResult(key, False, outcome, None)
+            else:
+                results[i] = CallResult(key, False, None, str(outcome))
+            self.errors += results[i].completion is None
+            if on_result:
+                on_result(i, results[i])
+
         if misses:
             self.backend_calls += len(misses)
-            outcomes = self.backend.complete_batch([requests[i] for i, _ in misses])
-            for (i, key), outcome in zip(misses, outcomes):
-                if isinstance(outcome, Completion) and outcome.finish_reason == "length":
-                    # a truncated completion is a failure: never cached, retried by the caller
-                    results[i] = CallResult(key, False, None, "truncated completion: finish_reason=length "
-                                            f"after {outcome.completion_tokens} tokens")
-                elif isinstance(outcome, Completion):
-                    messages, sampling, seed = requests[i]
-                    self.cache.put(key, {"key": key, "identity": identity, "seed": seed,
-                                         "sampling": asdict(sampling), "completion": asdict(outcome),
-                                         "created_unix": int(time.time())})
-                    results[i] = CallResult(key, False, outcome, None)
-                else:
-                    results[i] = CallResult(key, False, None, str(outcome))
+            batch = [requests[i] for i, _ in misses]
+            if getattr(self.backend, "streams_results", False):
+                self.backend.complete_batch(batch, on_done=settle)
+            else:
+                for m, outcome in enumerate(self.backend.complete_batch(batch)):
+                    settle(m, outcome)
         return results
 
 
@@ -139,10 +162,15 @@ class OpenAIBackend:
 
     name = "openai"
 
+    streams_results = True  # complete_batch reports each answer as it arrives (CachedLLM caches it then)
+
     def __init__(self, model: str, base_url: str | None = None, key_env: str | None = "OPENAI_API_KEY",
-                 max_retries: int = 2, timeout_s: float = 60.0):
+                 max_retries: int = 2, timeout_s: float = 60.0, max_in_flight: int = 8):
         import openai
 
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.max_in_flight = int(max_in_flight)
         if key_env:
             key = os.environ.get(key_env)
             if not key:
@@ -158,8 +186,19 @@ class OpenAIBackend:
     def identity(self) -> dict:
         return {"backend": self.name, "model": self.model, "base_url": self.base_url or "https://api.openai.com/v1"}
 
-    def complete_batch(self, requests):
-        return [self._complete(*r) for r in requests]
+    def complete_batch(self, requests, on_done: Callable[[int, object], None] | None = None):
+        """One outcome per request, in order; at most `max_in_flight` requests open at a time.
+        `on_done(i, outcome)` runs in the calling thread as each request finishes."""
+        outcomes: list = [None] * len(requests)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_in_flight, len(requests))),
+                                thread_name_prefix="openai") as pool:
+            futures = {pool.submit(self._complete, *r): i for i, r in enumerate(requests)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                outcomes[i] = fut.result()  # _complete returns errors as values, it never raises them
+                if on_done:
+                    on_done(i, outcomes[i])
+        return outcomes
 
     def _complete(self, messages, sampling: Sampling, seed: int):
         if sampling.grammar is not None:
@@ -196,7 +235,8 @@ def cached_llm(backend: dict, cache_dir: str, model: str | None = None, adapter:
     `transformers`) seen through the call cache in `cache_dir`."""
     if backend["backend"] == "openai":
         api = backend["openai"]
-        impl = OpenAIBackend(api["model"], api["base_url"], api["key_env"], api["max_retries"], api["timeout_s"])
+        impl = OpenAIBackend(api["model"], api["base_url"], api["key_env"], api["max_retries"], api["timeout_s"],
+                             api.get("max_in_flight", 8))
     else:
         from behaviorflow.lm.local import TransformersBackend
 
