@@ -19,6 +19,7 @@ from behaviorflow.reporting import figures as F
 from behaviorflow.reporting.reports import (
     SecretInReport,
     check_no_secrets,
+    code_cells,
     embedded_images,
     render_notebook,
 )
@@ -30,6 +31,9 @@ PAGES = {  # report page -> figures it must embed
     "table2": 1,
     "table3": 1,
     "table4": 1,
+    "table5": 1,
+    "table6": 1,
+    "leaderboard": 1,
 }
 
 
@@ -63,15 +67,36 @@ def test_user_distribution_figure_compares_each_users_real_and_synthetic_shares(
     assert [b.get_height() for b in second.patches] == pytest.approx([1.0, 0.0])  # u2: real y; gen has no y
 
 
-def test_table_figures_draw_one_bar_per_generator_and_metric():
-    rows = [{"dataset": "d", "model": m, "generator": g, "setting": "improvement_pct", "metric": k,
-             "mean": v, "sd": 0.5, "n": 2}
-            for m in ("sasrec", "bert4rec") for g, v in (("markov", 1.0), ("behaviorgen", -2.0))
-            for k in F.IMPROVEMENT_METRICS]
+def test_table_figures_draw_absolute_values_with_the_difference_in_points():
+    real = {"acc1": 0.30, "acc3": 0.50, "overall": 0.05, "head": 0.40, "medium": 0.10, "tail": np.nan}
+    rows = []
+    for m in ("sasrec", "bert4rec"):
+        for k, v in real.items():
+            n = 0 if np.isnan(v) else 2
+            rows.append({"dataset": "d", "model": m, "generator": "none", "setting": "real", "metric": k,
+                         "mean": v, "sd": 0.01, "n": n})
+            for g, delta in (("markov", 0.01), ("behaviorgen", -0.02)):
+                rows += [{"dataset": "d", "model": m, "generator": g, "setting": "real+synthetic", "metric": k,
+                          "mean": v + delta, "sd": 0.01, "n": n},
+                         {"dataset": "d", "model": m, "generator": g, "setting": "diff_pts", "metric": k,
+                          "mean": delta * 100, "sd": 0.5, "n": n},
+                         {"dataset": "d", "model": m, "generator": g, "setting": "improvement_pct", "metric": k,
+                          "mean": delta / v * 100, "sd": 50.0, "n": n}]
     fig = F.plot_predictor_table(pd.DataFrame(rows), "table3")
     assert len(fig.axes) == 2
     heights = [b.get_height() for b in fig.axes[0].patches]
-    assert heights == [-2.0] * 6 + [1.0] * 6  # generators sorted: behaviorgen, markov
+    # five defined metrics (tail has no value on any seed): real, then generators sorted (behaviorgen, markov)
+    assert heights == pytest.approx([0.30, 0.50, 0.05, 0.40, 0.10] + [0.28, 0.48, 0.03, 0.38, 0.08]
+                                    + [0.31, 0.51, 0.06, 0.41, 0.11])
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["-2.0"] * 5 + ["+1.0"] * 5  # the difference in points over each generator's bar
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["acc1", "acc3", "overall", "head", "medium"]
+    # the page lists no row without a value, and its verdict gives points beside per cent
+    from behaviorflow.reporting.scenario_tables import markdown
+
+    page = markdown("table3", pd.DataFrame(rows), [1, 2])
+    assert "| tail |" not in page and "| acc1 |" in page
+    assert "behaviorgen: synthetic data hurts Acc@1 (-2.00 points ± 0.50, -6.67 % ± 50.00)" in page
     ablation = pd.DataFrame({"dataset": "d", "variant": ["full", "no_profile"], "jsd": [0.1, 0.3],
                              "jsd_sd": np.nan, "ks_p": [0.2, 0.05], "ks_p_sd": np.nan})
     fig = F.plot_ablation(ablation)
@@ -121,6 +146,10 @@ def test_reports_embed_their_figures_hold_no_secret_and_rerun_identically(tiny_r
     for page, n_figures in PAGES.items():
         html = (tiny_run / f"reports/{page}.html").read_text()
         assert embedded_images(html) == n_figures, page
+        assert code_cells(html) == 0 and "import pandas" not in html, page  # results for readers, not code
+        book_code = [c for c in nbformat.read(tiny_run / f"reports/{page}.ipynb", as_version=4).cells
+                     if c.cell_type == "code"]
+        assert any("import" in c.source for c in book_code), page  # the notebook keeps the code
         assert "Traceback" not in html and "An Exception was encountered" not in html
         book = json.loads((tiny_run / f"reports/{page}.ipynb").read_text())
         assert book["metadata"]["kernelspec"]["name"] == "python3"
@@ -139,7 +168,7 @@ def test_reports_embed_their_figures_hold_no_secret_and_rerun_identically(tiny_r
     proc = subprocess.run([sys.executable, "-m", "behaviorflow.reporting.reports"], cwd=tiny_run, capture_output=True,
                           text=True, env=child_env(env))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "reports/tiny_fidelity_privacy.html: 2 embedded figure(s), no secret" in proc.stdout
+    assert "reports/tiny_fidelity_privacy.html: 2 embedded figure(s), 0 code cell(s), no secret" in proc.stdout
     looked_for = re.search(r"secrets looked for: (.*)", proc.stdout).group(1).split(", ")
     assert {"BEHAVIORFLOW_PSEUDONYM_KEY", "OPENAI_API_KEY"} <= set(looked_for)
 

@@ -143,14 +143,14 @@ def test_invalid_configs_fail_before_any_job(tmp_path):
 
 def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
     results = tiny_run / "results"
-    for name, settings in (("table1", {"real", "real+synthetic", "improvement_pct"}),
+    for name, settings in (("table1", {"real", "real+synthetic", "diff_pts", "improvement_pct"}),
                            ("table2", {"none", "real", "synthetic", "share_of_real_gain"}),
-                           ("table3", {"real", "real+synthetic", "improvement_pct"})):
+                           ("table3", {"real", "real+synthetic", "diff_pts", "improvement_pct"})):
         table = pd.read_csv(results / f"{name}.csv")
         assert list(table.columns) == ["dataset", "model", "generator", "setting", "metric", "seed", "value"]
         assert set(table["setting"]) == settings and set(table["seed"]) == {1, 2}
         assert set(table["model"]) == {"sasrec", "bert4rec"}
-        base = table[~table["setting"].isin(["improvement_pct", "share_of_real_gain"])]
+        base = table[~table["setting"].isin(["diff_pts", "improvement_pct", "share_of_real_gain"])]
         assert base["value"].dropna().between(0, 1).all()
         assert not base.duplicated(["dataset", "model", "generator", "setting", "metric", "seed"]).any()
         summary = pd.read_csv(results / f"{name}_summary.csv")
@@ -158,12 +158,14 @@ def test_tables_in_long_format_with_summaries_pages_and_provenance(tiny_run):
         assert len(acc) and (acc["n"] == 2).all()
         page = (results / f"{name}.md").read_text()
         assert "Seeds: 1, 2" in page and "Verdict" in page
+        assert not re.search(r"\|  \|  \| 0 \|", page)  # no empty rows (a metric defined on no seed)
         prov = read_json(results / f"{name}.provenance.json")
         assert prov["seeds"] == [1, 2] and len(prov["inputs"]) >= 2 and "torch" in prov["packages"]
     t3 = pd.read_csv(results / "table3.csv").set_index(["model", "generator", "setting", "metric", "seed"])["value"]
     real = t3.xs(("sasrec", "none", "real", "acc1", 1))
     aug = t3.xs(("sasrec", "markov", "real+synthetic", "acc1", 1))
     assert t3.xs(("sasrec", "markov", "improvement_pct", "acc1", 1)) == pytest.approx((aug - real) / real * 100)
+    assert t3.xs(("sasrec", "markov", "diff_pts", "acc1", 1)) == pytest.approx((aug - real) * 100)
 
 
 def test_leaderboard_scores_every_predictor_on_the_same_queries(tiny_run):

@@ -1,6 +1,9 @@
 """Report notebooks: execute a papermill template with parameters, keep only what the data decide,
 render HTML with the figures embedded, and refuse to write anything that holds a secret.
 
+The HTML page is for readers: results only (figures, tables, text), no code cells and no prompts;
+the executed `.ipynb` beside it keeps the code.
+
 The executed notebook and its HTML are byte-identical across reruns on the same inputs: papermill's
 timestamps and durations are removed, so auditors can checksum reports like tables.
 """
@@ -67,7 +70,8 @@ def render_notebook(template, notebook, html, parameters: dict, secret_envs=(), 
                                     progress_bar=False, cwd=str(cwd or Path.cwd()))
     _strip_volatile(nb, template, notebook)
     text = nbformat.writes(nb)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                           exclude_output_prompt=True).from_notebook_node(nb)
     check_no_secrets({str(notebook): text, str(html): body}, secret_envs)
     write_text(notebook, text)
     write_text(html, body)
@@ -101,8 +105,13 @@ def embedded_images(html: str) -> int:
     return len(re.findall(r"<img[^>]+src=\"data:image/(?:png|jpeg|svg\+xml);base64,", html))
 
 
-def check_pages(paths, secret_envs=()) -> list[tuple[str, int, str]]:
-    """(page, embedded images, secret problem or '') for rendered report pages."""
+def code_cells(html: str) -> int:
+    """The number of code inputs shown on an HTML page rendered by nbconvert (editor or prompt areas)."""
+    return len(re.findall(r"class=\"jp-(?:CodeMirrorEditor|InputPrompt)\b", html))
+
+
+def check_pages(paths, secret_envs=()) -> list[tuple[str, int, int, str]]:
+    """(page, embedded images, code cells shown, secret problem or '') for rendered report pages."""
     rows = []
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
@@ -111,13 +120,14 @@ def check_pages(paths, secret_envs=()) -> list[tuple[str, int, str]]:
             problem = ""
         except SecretInReport as err:
             problem = str(err)
-        rows.append((str(path), embedded_images(text), problem))
+        rows.append((str(path), embedded_images(text), code_cells(text), problem))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m behaviorflow.reporting.reports reports/*.html`: figures embedded in each page, and no secret
-    of this environment in any; exit 1 when a page has no figure or holds a secret."""
+    """`python -m behaviorflow.reporting.reports reports/*.html`: figures embedded in each page, no code cell
+    shown and no secret of this environment in any; exit 1 when a page has no figure, shows code or holds a
+    secret."""
     ap = argparse.ArgumentParser(prog="python -m behaviorflow.reporting.reports", description=main.__doc__.split(":")[0])
     ap.add_argument("pages", nargs="*", help="rendered report pages (default: every reports/*.html rendered "
                     "from a notebook, i.e. with a .ipynb beside it)")
@@ -130,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = check_pages(pages, args.secret_env)
     checked = sorted(secret_values(args.secret_env))
-    for page, images, problem in rows:
-        print(f"{page}: {images} embedded figure(s), " + (problem or "no secret"))
+    for page, images, code, problem in rows:
+        print(f"{page}: {images} embedded figure(s), {code} code cell(s), " + (problem or "no secret"))
     print(f"secrets looked for: {', '.join(checked) if checked else 'none set in this environment'}")
-    return 1 if any(images == 0 or problem for _, images, problem in rows) else 0
+    return 1 if any(images == 0 or code or problem for _, images, code, problem in rows) else 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ PROTOCOL = {
                "A population predictor is trained on the real training users' events (`real`, generator `none`) "
                "or on those plus the generator's synthetic population (`real+synthetic`), with early stopping on "
                "the validation users' query events, and evaluated on the test users' query events. "
-               "`improvement_pct` = (real+synthetic − real) / real × 100, per seed."),
+               "`diff_pts` = (real+synthetic − real) × 100 (points), `improvement_pct` = (real+synthetic − real) / "
+               "real × 100, per seed."),
     "table2": ("Fine-tuning replacement",
                "From the real-pretrained predictor, a copy is fine-tuned per test user on nothing (`none`), on the "
                "user's real support events (`real`), or only on the generator's personal synthetic weeks for "
@@ -30,8 +31,8 @@ PROTOCOL = {
     "table3": ("Fine-tuning augmentation",
                "From the real-pretrained predictor, a copy is fine-tuned per test user on the limited real support "
                "events (`real`) or on those plus the generator's personal synthetic weeks (`real+synthetic`); "
-               "early stopping on the last share of the real support events. `improvement_pct` = "
-               "(real+synthetic − real) / real × 100, per seed."),
+               "early stopping on the last share of the real support events. `diff_pts` = (real+synthetic − "
+               "real) × 100 (points), `improvement_pct` = (real+synthetic − real) / real × 100, per seed."),
 }
 METRIC_TEXT = ("Metrics (full softmax over all behaviour labels, repeats allowed, pooled over the test users' "
                "query events, each predicted from the events before it): `acc1` (= weighted recall), `acc3`, "
@@ -40,7 +41,8 @@ METRIC_TEXT = ("Metrics (full softmax over all behaviour labels, repeats allowed
 
 
 def _ratio_rows(long: pd.DataFrame, num: str, base: str, den_base: str | None, name: str) -> pd.DataFrame:
-    """Per seed: (num − base) / base × 100 (den_base None), or (num − base) / (den_base − base)."""
+    """Per seed: (num − base) / base × 100 (den_base None), (num − base) / (den_base − base), or
+    (num − base) × 100 (den_base "points")."""
     idx = ["dataset", "model", "metric", "seed"]
     b = long[long["setting"] == base].set_index(idx)["value"]
     rows = []
@@ -48,6 +50,8 @@ def _ratio_rows(long: pd.DataFrame, num: str, base: str, den_base: str | None, n
         v = part.set_index(idx)["value"]
         if den_base is None:
             out = (v - b.reindex(v.index)) / b.reindex(v.index) * 100
+        elif den_base == "points":
+            out = (v - b.reindex(v.index)) * 100
         else:
             r = long[long["setting"] == den_base].set_index(idx)["value"].reindex(v.index)
             gain = r - b.reindex(v.index)
@@ -65,7 +69,8 @@ def build_table(name: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
     else:
         if name == "table3":
             long = long[long["setting"].isin(["real", "real+synthetic"])]
-        derived = _ratio_rows(long, "real+synthetic", "real", None, "improvement_pct")
+        derived = pd.concat([_ratio_rows(long, "real+synthetic", "real", "points", "diff_pts"),
+                             _ratio_rows(long, "real+synthetic", "real", None, "improvement_pct")], ignore_index=True)
     out = pd.concat([long, derived], ignore_index=True)
     return out.sort_values(KEYS, kind="stable").reset_index(drop=True)
 
@@ -76,7 +81,8 @@ def markdown(name: str, summary: pd.DataFrame, seeds: list[int]) -> str:
              f"Seeds: {', '.join(map(str, seeds))}; values are mean ± sd over seeds. The long format "
              f"(`results/{name}.csv`) has one row per dataset × model × generator × setting × metric × seed; "
              f"`results/{name}_summary.csv` holds these means.", ""]
-    main = summary[summary["metric"].isin(["acc1", "acc3", "overall", "tail"])]
+    # no empty rows: a metric undefined on every seed (e.g. tail accuracy with no tail label) is left out
+    main = summary[summary["metric"].isin(["acc1", "acc3", "overall", "tail"]) & (summary["n"] > 0)]
     for dataset, part in main.groupby("dataset"):
         rows = [[r.model, r.generator, r.setting, r.metric, fmt_value(r.mean), fmt_value(r.sd), r.n]
                 for r in part.itertuples(index=False)]
@@ -108,13 +114,15 @@ def verdict(name: str, summary: pd.DataFrame) -> str:
                         f"(none {none['mean']:.4f}, real {real['mean']:.4f}, synthetic {syn['mean']:.4f})")
             out.append(f"- {dataset}, {model}, {generator}: {text}.")
         return "Verdict (Acc@1, means over seeds):\n" + "\n".join(out)
-    for r in acc[acc["setting"] == "improvement_pct"].itertuples(index=False):
+    pct = acc[acc["setting"] == "improvement_pct"].set_index(["dataset", "model", "generator"])
+    for r in acc[acc["setting"] == "diff_pts"].itertuples(index=False):
         sd = 0.0 if np.isnan(r.sd) else r.sd
         helped = "helps" if r.mean - sd > 0 else ("hurts" if r.mean + sd < 0 else "makes no clear difference to")
+        p = pct.loc[(r.dataset, r.model, r.generator)]
         out.append(f"- {r.dataset}, {r.model}, {r.generator}: synthetic data {helped} Acc@1 "
-                   f"({r.mean:+.2f} % ± {sd:.2f}).")
-    return ("Verdict (Acc@1, mean ± sd over seeds; 'no clear difference' when the sd covers zero):\n"
-            + "\n".join(out))
+                   f"({r.mean:+.2f} points ± {sd:.2f}, {p['mean']:+.2f} % ± {np.nan_to_num(p['sd']):.2f}).")
+    return ("Verdict (Acc@1 difference to real only, mean ± sd over seeds; 'no clear difference' when the sd "
+            "covers zero):\n" + "\n".join(out))
 
 
 def scenario_table(name: str, part_paths: list[str], outputs: dict, config: dict, seeds: list[int],
