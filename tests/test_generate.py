@@ -173,8 +173,12 @@ def test_markov_baseline_is_personal_ordered_and_seeded(tiny):
                          "location": "z2", "behavior": "music"})
     mine["slot"] = mine.ts.dt.hour * 60
     out = gen.generate(mine, MONDAY, 2, np.random.default_rng(0))
-    assert len(out) == 28
-    assert pd.Series([e[3] for e in out]).eq("music").mean() > 0.8
+    days_out = {d: [e[1:] for e in out if e[0] == d] for d in dict.fromkeys(e[0] for e in out)}
+    assert len(days_out) == 14
+    # most days are the user's own day, ending where the user's days end; the rest start from the
+    # population's first events (alpha) and run a population day
+    mine_day = [(420, "z2", "music"), (1200, "z2", "music")]
+    assert sum(d == mine_day for d in days_out.values()) >= 10
     for day in {e[0] for e in out}:
         slots = [e[1] for e in out if e[0] == day]
         assert slots == sorted(slots)
@@ -193,3 +197,60 @@ def test_markov_outputs_through_the_workflow(tiny_run):
     assert set(per.location) <= set(zones) and set(per.behavior) <= set(behaviors)
     summary = json.loads((d / "personal_summary.json").read_text())
     assert summary["events"] == len(per) and summary["failed_calls"] == 0 and summary["part"] == "personal"
+
+
+def _last_hour_share(events: pd.DataFrame) -> float:
+    return float((events["ts"].dt.hour == 23).mean())
+
+
+def test_markov_time_of_day_does_not_pile_into_the_last_hour(tiny):
+    """The day's length comes from the chain (an end-of-day state), not from a count drawn apart from
+    it: a chain pushed past the end of the user's day could only pick ever later events."""
+    split, profiles = tiny
+    _, personal = user_contexts(split, profiles, 1, 0)
+    gen = MarkovGenerator(split[split.part == "train"], alpha=5.0)
+    from behaviorflow.behaviorgen.markov import markov_generate
+
+    events, _ = markov_generate(personal, gen, 4, 3, 30, "test")
+    real = split[split.user_id.isin([c.user_id for c in personal]) & split.part.isin(["support", "query"])]
+    assert len(events) > 200
+    assert _last_hour_share(events) <= max(2 * _last_hour_share(real), _last_hour_share(real) + 0.02)
+    real_daily = real.groupby([real.user_id, real.ts.dt.date]).size().mean()
+    assert events.groupby([events.user_id, events.ts.dt.date]).size().mean() == pytest.approx(real_daily, rel=0.35)
+
+
+class EchoBackend:
+    """A 'model' that answers each week with the user's own sample events, weekday by weekday."""
+
+    def identity(self):
+        return {"backend": "echo"}
+
+    def complete_batch(self, requests):
+        from behaviorflow.data.events import WEEKDAYS
+
+        out = []
+        for messages, _, _ in requests:
+            lines = [ln for ln in messages[-1]["content"].splitlines() if ln.split(",")[0] in WEEKDAYS]
+            # two sample days may share a weekday: their lines merge into that day, in time order
+            lines.sort(key=lambda ln: (WEEKDAYS.index(ln.split(",")[0]), ln.split(",")[1]))
+            out.append(Completion("\n".join(lines), 10, 10, 0.0, "echo"))
+        return out
+
+
+def test_lines_to_events_keep_the_time_of_day(tiny, tmp_path):
+    """What both generators share on the way from lines to events (parse, slot, timestamp) moves no
+    event in the day: echoed real sample days come back with the same times of day."""
+    from behaviorflow.behaviorgen.generate import LLMGenerationSettings, generate_with_llm
+    from behaviorflow.behaviorgen.prompts import sample_events
+
+    split, profiles = tiny
+    _, personal = user_contexts(split, profiles, 1, 0)
+    zones, behaviors = vocabularies(split, 10)
+    zones = sorted(set(zones) | set(split.location))
+    llm = CachedLLM(EchoBackend(), LLMCache(tmp_path))
+    events, log = generate_with_llm(personal, llm, LLMGenerationSettings(sample_days=7, max_attempts=1), zones,
+                                    behaviors, 30, "echo")
+    assert log["valid"].all()
+    sample = pd.concat([sample_events(c.events, 7) for c in personal])
+    minutes = (events.ts.dt.hour * 60 + events.ts.dt.minute).sort_values().to_numpy()
+    assert np.array_equal(minutes, np.sort(sample["slot"].to_numpy()))

@@ -32,12 +32,14 @@ def _parse(text, weeks):
 def test_random_model_under_the_grammar_writes_only_valid_weeks(random_backend, weeks):
     days = tuple(d.weekday() for d in WeekRequest("u", MONDAY, weeks).days)
     grammar = EventGrammar(days, ZONES, BEHAVIORS, slot_minutes=30, max_per_day=3)
-    hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=400, grammar=grammar)
+    hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=300 * weeks, grammar=grammar)
     msgs = [[{"role": "user", "content": f"week of user {i}"}] for i in range(6)]
     out = random_backend.complete_batch([(m, hot, i) for i, m in enumerate(msgs)])
     for completion in out:
         parsed = _parse(completion.text, weeks)
         assert parsed.valid, (parsed.error, completion.text)
+        written = [day for day, _ in itertools.groupby(e[0] for e in parsed.events)]
+        assert written == WeekRequest("u", MONDAY, weeks).days  # every requested day, in order, none skipped
         per_day = [len(list(g)) for _, g in itertools.groupby(e[0] for e in parsed.events)]
         assert max(per_day) <= 3
         assert all(minutes % 30 == 0 for _, minutes, _, _ in parsed.events)
@@ -47,17 +49,61 @@ def test_random_model_under_the_grammar_writes_only_valid_weeks(random_backend, 
     assert not any(_parse(c.text, weeks).valid for c in free)
 
 
-def test_a_small_token_budget_ends_at_a_line_boundary_instead_of_truncating(random_backend):
+def _line_tokens(backend, grammar):
+    from behaviorflow.lm.grammar import EventLogitsProcessor
+
+    return EventLogitsProcessor(grammar, backend.tokenizer, 0, 10_000).line_tokens
+
+
+def test_a_small_token_budget_still_covers_every_day_and_ends_at_a_line_boundary(random_backend):
     grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 48)
-    tight = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=90, grammar=grammar)
+    budget = 7 * _line_tokens(random_backend, grammar) + 1 + 20  # one line a day, and a little more
+    tight = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=budget, grammar=grammar)
     out = random_backend.complete_batch([([{"role": "user", "content": "go"}], tight, s) for s in range(4)])
     for completion in out:
-        assert completion.completion_tokens <= 90 and completion.finish_reason == "stop"
-        assert _parse(completion.text, 1).valid
+        assert completion.completion_tokens <= budget and completion.finish_reason == "stop"
+        parsed = _parse(completion.text, 1)
+        assert parsed.valid and len({e[0] for e in parsed.events}) == 7, completion.text
     (too_small,) = random_backend.complete_batch([([{"role": "user", "content": "go"}],
-                                                   Sampling(1.0, 1.0, 10, grammar), 0)])
+                                                   Sampling(1.0, 1.0, budget - 21, grammar), 0)])
     assert isinstance(too_small, BackendError) and "raise generation.behaviorgen.sampling.max_new_tokens" in str(
         too_small)
+
+
+def test_per_day_caps_hold_for_each_day(random_backend):
+    caps = (2, 1, 3, 1, 2, 1, 1)
+    grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, caps)
+    hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=600, grammar=grammar)
+    out = random_backend.complete_batch([([{"role": "user", "content": f"user {s}"}], hot, s) for s in range(6)])
+    counts = []
+    for completion in out:
+        parsed = _parse(completion.text, 1)
+        assert parsed.valid, completion.text
+        per_day = [len(list(g)) for _, g in itertools.groupby(e[0] for e in parsed.events)]
+        assert len(per_day) == 7 and all(n <= c for n, c in zip(per_day, caps)), per_day
+        counts.append(per_day)
+    assert any(n[2] > 1 for n in counts)  # a day's own cap, not the smallest one, bounds it
+
+
+def test_max_run_stops_a_behaviour_repeating_within_a_day(random_backend):
+    runs = {}
+    for max_run in (0, 1):
+        grammar = EventGrammar(tuple(range(7)), ZONES, ("music", "email"), 30, 6, max_run)
+        hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=900, grammar=grammar)
+        out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
+        longest = 0
+        for completion in out:
+            parsed = _parse(completion.text, 1)
+            assert parsed.valid, completion.text
+            for _, day in itertools.groupby(parsed.events, key=lambda e: e[0]):
+                longest = max(longest, max(len(list(g)) for _, g in itertools.groupby(e[3] for e in day)))
+        runs[max_run] = longest
+    assert runs[1] == 1 and runs[0] > 1  # without the limit the random model does repeat
+    with pytest.raises(ValueError, match="per-day caps for 7 requested days"):
+        from behaviorflow.lm.grammar import EventLogitsProcessor
+
+        EventLogitsProcessor(EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, (2, 2)),
+                             random_backend.tokenizer, 0, 600)
 
 
 def test_grammar_is_part_of_the_cache_key():

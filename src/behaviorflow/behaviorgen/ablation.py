@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,18 @@ def ablation_users(profiles: pd.DataFrame, split_name: str, n: int, seed: int) -
     return sorted(rng.choice(users, size=min(n, len(users)), replace=False))
 
 
+def unconstrained_pass(contexts, llm, settings, zones, behaviors, slot_minutes, desc) -> dict:
+    """Pass@1 without the grammar: the first attempt of every call with the same model, prompts and
+    seeds, decoded freely; and how the failures failed (the parser's first error, line number dropped)."""
+    _, log_df = generate_with_llm(contexts, llm, replace(settings, constrained=False, max_attempts=1), zones,
+                                  behaviors, slot_minutes, desc)
+    errors = log_df.loc[~log_df["valid"], "error"].str.replace(r"^line \d+: ", "", regex=True)
+    # one kind of error, whatever the quoted text and numbers
+    errors = errors.str.replace(r"'[^']*'|\"[^\"]*\"", "'…'", regex=True).str.replace(r"\d+", "N", regex=True)
+    return {"pass_at_1_unconstrained": round(float(log_df["valid"].mean()), 4),
+            "unconstrained_errors": dict(sorted(Counter(errors).items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
 def generate_ablation(*, split: str, profiles: str, outputs: dict, settings: dict, ablation: dict, variant: str,
                       seed: int, slot_minutes: int, top_zones: int, model: str | None = None,
                       adapter: str | None = None, threads: int | None = None) -> dict:
@@ -39,8 +53,11 @@ def generate_ablation(*, split: str, profiles: str, outputs: dict, settings: dic
                                 seed=seed)
     events, log_df = generate_with_llm(contexts, llm, gen_settings, zones, behaviors, slot_minutes,
                                        f"ablation {variant} seed {seed}")
+    free = unconstrained_pass(contexts, llm, gen_settings, zones, behaviors, slot_minutes,
+                              f"ablation {variant} seed {seed} unconstrained") \
+        if gen_settings.constrained and ablation.get("unconstrained_pass_at_1", True) else {}
     summary = write_outputs(events, log_df, outputs["weeks"], outputs, llm, f"ablation {variant} seed {seed}",
                             variant=variant, seed=seed, users=sorted(users), weeks=ablation["weeks"],
-                            constrained=gen_settings.constrained)
+                            constrained=gen_settings.constrained, **free)
     log.info("backend calls this run: %d (cache hits: %d)", llm.backend_calls, llm.cache_hits)
     return summary

@@ -55,3 +55,27 @@ def vocabularies(split: pd.DataFrame, top_zones: int) -> tuple[list[str], list[s
     zones = [f"z{i}" for i in range(1, top_zones + 1)] + ["z_other"]
     visible = split[split["part"].isin(["train", "support"])]
     return zones, sorted(visible["behavior"].unique())
+
+
+def day_caps(events: pd.DataFrame, days: list[dt.date], rng: np.random.Generator, ceiling: int) -> tuple[int, ...]:
+    """A cap on each requested day's events, drawn from the user's own days of the same kind
+    (weekday or weekend; the other kind when the user has none), at most `ceiling`."""
+    dates = events["ts"].dt.date
+    counts = dates.value_counts()
+    weekend = np.array([d.weekday() >= 5 for d in counts.index], dtype=bool)
+    sizes = {w: counts.to_numpy()[weekend == w] for w in (False, True)}
+    caps = []
+    for day in days:
+        w = day.weekday() >= 5
+        pool = sizes[w] if len(sizes[w]) else sizes[not w]
+        caps.append(int(min(ceiling, rng.choice(pool))) if len(pool) else ceiling)
+    return tuple(caps)
+
+
+def longest_run(events: pd.DataFrame) -> int:
+    """The most consecutive events of one behaviour within a day in a user's (time-ordered) events."""
+    if events.empty:
+        return 1
+    day = events["ts"].dt.date
+    new_run = (events["behavior"] != events["behavior"].shift()) | (day != day.shift())
+    return int(events.groupby(new_run.cumsum()).size().max())

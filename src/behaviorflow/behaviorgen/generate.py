@@ -13,11 +13,14 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from behaviorflow.behaviorgen.contexts import (
     UserContext,
+    day_caps,
+    longest_run,
     max_events_per_day,
     user_contexts,
     vocabularies,
@@ -45,7 +48,7 @@ BG = "properties/generation/properties/behaviorgen"
 
 
 @dataclass
-@from_schema(BG, local=("sampling", "constrained", "max_per_day"), weeks="properties/generation/properties/weeks",
+@from_schema(BG, local=("sampling", "constrained", "max_per_day", "price_in_per_1k", "price_out_per_1k"), weeks="properties/generation/properties/weeks",
              seed="properties/generation/properties/seed", slot_minutes="properties/slot_minutes")
 class LLMGenerationSettings:
     """One generation run's call settings (defaults: the config schema's)."""
@@ -61,6 +64,9 @@ class LLMGenerationSettings:
     # grammar-constrained decoding (local models only, so not the config key itself): every response parses
     constrained: bool = False
     max_per_day: int = 48  # the grammar's cap on events per generated day (from the data)
+    # the endpoint's prices, for the progress bar's running cost (the summary prices the data again)
+    price_in_per_1k: float = 0.0
+    price_out_per_1k: float = 0.0
 
 
 def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLMGenerationSettings,
@@ -77,23 +83,44 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
         for req in reqs:
             sampling = settings.sampling
             if settings.constrained:
+                # each day's cap drawn from the user's own days (seeded per call: the cache key holds it)
+                caps = day_caps(ctx.events, req.days, np.random.default_rng([settings.seed, len(jobs)]),
+                                settings.max_per_day)
+                # and no behaviour repeated in a row more often than the user ever does (a small model's loops)
                 sampling = replace(sampling, grammar=EventGrammar(
                     tuple(d.weekday() for d in req.days), tuple(zones), tuple(behaviors), settings.slot_minutes,
-                    settings.max_per_day))
+                    caps, longest_run(ctx.events)))
             jobs.append((ctx, req, build_messages(req, ctx.profile_text, sample, zones, behaviors, settings.variant),
                          sampling))
     zone_set, behavior_set = set(zones), set(behaviors)
     rows, logs = [], []
     # batches of similar prompt length: padding is computed like any token (seeds stay per call)
     pending = sorted(range(len(jobs)), key=lambda j: (sum(len(m["content"]) for m in jobs[j][2]), j))
+    # a local model answers `batch_size` prompts per forward pass; an endpoint takes a whole attempt's
+    # calls at once and keeps its own in-flight limit
+    step = max(len(jobs), 1) if getattr(llm.backend, "streams_results", False) else settings.batch_size
     bar = tqdm(total=len(jobs), desc=desc, unit="call", mininterval=2.0)
+    tally = {"hits": 0, "errors": 0, "cost": 0.0}
+
+    def progress(_, res) -> None:  # every answer as it arrives: calls, cache hits, errors, cost so far
+        comp = res.completion
+        tally["hits"] += res.cache_hit
+        tally["errors"] += comp is None
+        if comp is not None:
+            tally["cost"] += (comp.prompt_tokens * settings.price_in_per_1k
+                              + comp.completion_tokens * settings.price_out_per_1k) / 1000
+        bar.update(1)
+        bar.set_postfix(hits=tally["hits"], errors=tally["errors"], cost=f"${tally['cost']:.4f}", refresh=False)
+
     for attempt in range(settings.max_attempts):
         still = []
-        for start in range(0, len(pending), settings.batch_size):
-            batch = pending[start:start + settings.batch_size]
+        if attempt:
+            bar.total += len(pending)  # retries are calls too
+        for start in range(0, len(pending), step):
+            batch = pending[start:start + step]
             # a new seed per attempt; seeds differ across calls so retries are fresh samples
             calls = [(jobs[j][2], jobs[j][3], settings.seed + 1000 * attempt + j) for j in batch]
-            for j, res in zip(batch, llm.complete_batch(calls)):
+            for j, res in zip(batch, llm.complete_batch(calls, on_result=progress)):
                 ctx, req = jobs[j][:2]
                 parsed = (parse_response(res.completion.text, req, zone_set, behavior_set)
                           if res.completion else ParsedWeek(error=f"backend: {res.error}"))
@@ -106,19 +133,19 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
                              "latency_s": comp.latency_s if comp else 0.0})
                 if parsed.valid:
                     rows += to_rows(ctx, req.start, parsed, slot_minutes)
-                    bar.update(1)
                 else:
                     still.append(j)
         pending = still
         if not pending:
             break
-    bar.update(len(pending))
     bar.close()
     for j in pending:
         log.warning("call %d (%s, %s) still invalid after %d attempts: %s", j, jobs[j][0].synthetic_id,
                     jobs[j][1].start, settings.max_attempts,
                     next(r["error"] for r in reversed(logs) if r["call"] == j))
-    events = pd.DataFrame(rows, columns=SYNTHETIC_COLUMNS).sort_values(["user_id", "week_start", "ts"], kind="stable")
+    events = pd.DataFrame(rows, columns=SYNTHETIC_COLUMNS)
+    events["ts"] = pd.to_datetime(events["ts"])  # typed even when every call failed (no rows)
+    events = events.sort_values(["user_id", "week_start", "ts"], kind="stable")
     log_df = pd.DataFrame(logs)
     if not log_df.empty:
         log_df = log_df.sort_values(["call", "attempt"], kind="stable")
@@ -134,6 +161,9 @@ def llm_settings(settings: dict, split: pd.DataFrame, slot_minutes: int, **overr
         sampling=Sampling(**bg["sampling"]), slot_minutes=slot_minutes,
         constrained=bg.get("constrained", False) and bg["backend"] == "transformers",
         max_per_day=max_events_per_day(split))
+    if bg["backend"] == "openai":
+        base = replace(base, price_in_per_1k=bg["openai"]["price_in_per_1k"],
+                       price_out_per_1k=bg["openai"]["price_out_per_1k"])
     return replace(base, **override)
 
 
@@ -152,7 +182,8 @@ def generate_part(split: pd.DataFrame, profiles: pd.DataFrame, outputs: dict, ge
     if generator == "markov":
         from behaviorflow.behaviorgen.markov import MarkovGenerator, markov_generate
 
-        model = MarkovGenerator(split[split["part"] == "train"], alpha=settings["markov"]["alpha"])
+        model = MarkovGenerator(split[split["part"] == "train"], alpha=settings["markov"]["alpha"],
+                                max_per_day=max_events_per_day(split))
         events, log_df = markov_generate(contexts, model, settings["weeks"], settings["seed"] + PARTS.index(part),
                                          slot_minutes, f"markov {part}")
     elif generator == "behaviorgen":

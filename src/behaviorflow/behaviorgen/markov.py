@@ -1,9 +1,16 @@
 """The non-LLM baseline: a per-user Markov chain over (slot, zone, behaviour) with population back-off.
 
-For each user and day type (weekday / weekend): how many events a day, which event starts the
-day, and transitions between consecutive events of a day. Where the user has little data the
-population's counts fill in: P(s'|s) = (c_user(s, s') + alpha * P_pop(s'|s)) / (c_user(s) + alpha).
-Time never goes backwards within a day: candidates earlier than the current slot are excluded.
+For each user and day type (weekday / weekend): which event starts the day, and transitions
+between consecutive events of a day, the last event of a day going to the end-of-day state `END`.
+Where the user has little data the population's counts fill in:
+P(s'|s) = (c_user(s, s') + alpha * P_pop(s'|s)) / (c_user(s) + alpha). Time never goes backwards
+within a day: candidates earlier than the current slot are excluded.
+
+A day ends when the chain draws `END`, so how many events a day has comes out of the same chain
+as when they happen. (The first version drew the day's count apart from the chain and made the
+chain go on until it was reached: past the point where the user's day ends, the only candidates
+left were late ones, and 14 % of the generated events piled into 23:30-24:00, against 1.5 % in the
+real data.) `max_per_day` only guards against a chain that never draws `END`.
 """
 
 from __future__ import annotations
@@ -20,23 +27,20 @@ from behaviorflow.behaviorgen.responses import SYNTHETIC_COLUMNS, ParsedWeek, to
 from behaviorflow.data.events import in_order
 
 State = tuple[int, str, str]  # (slot, zone, behaviour)
+END: State = (24 * 60, "", "")  # the end of a day: after every slot, so no time floor excludes it
 
 
 class _Counts:
     def __init__(self):
-        self.per_day = {False: [], True: []}
         self.first = {False: Counter(), True: Counter()}
         self.trans: dict[State, Counter] = defaultdict(Counter)
-        self.marginal = Counter()
 
     def add(self, events: pd.DataFrame) -> None:
         for day, g in events.groupby(events["ts"].dt.date, sort=True):
             weekend = day.weekday() >= 5
             states = list(zip(g["slot"].astype(int), g["location"], g["behavior"]))
-            self.per_day[weekend].append(len(states))
             self.first[weekend][states[0]] += 1
-            self.marginal.update(states)
-            for a, b in zip(states, states[1:]):
+            for a, b in zip(states, states[1:] + [END]):
                 self.trans[a][b] += 1
 
 
@@ -53,8 +57,9 @@ def _draw(rng, counter_weights: dict) -> State | None:
 class MarkovGenerator:
     """Fit on the population once; generate weeks for any user from that user's visible events."""
 
-    def __init__(self, population_events: pd.DataFrame, alpha: float = 5.0):
+    def __init__(self, population_events: pd.DataFrame, alpha: float = 5.0, max_per_day: int = 48):
         self.alpha = float(alpha)
+        self.max_per_day = int(max_per_day)
         self.pop = _Counts()
         for _, g in in_order(population_events).groupby("user_id"):
             self.pop.add(g)
@@ -80,17 +85,14 @@ class MarkovGenerator:
         for d in range(7 * weeks):
             day = start + dt.timedelta(days=d)
             weekend = day.weekday() >= 5
-            sizes = user.per_day[weekend] or user.per_day[not weekend] or self.pop.per_day[weekend]
-            n = int(rng.choice(sizes)) if sizes else 0
             state = _draw(rng, self._mix(user.first[weekend], self.pop.first[weekend], 0))
-            for _ in range(n):
-                if state is None:
+            for _ in range(self.max_per_day):
+                if state is None or state == END:
                     break
                 out.append((day, state[0], state[1], state[2]))
-                nxt = self._mix(user.trans.get(state, Counter()), self.pop.trans.get(state, Counter()), state[0])
-                if not nxt:  # unseen state: fall back to what the user does later that day
-                    nxt = self._mix(user.marginal, self.pop.marginal, state[0])
-                state = _draw(rng, nxt)
+                # every state drawn was counted with a successor (END at the latest), so nxt is never empty
+                state = _draw(rng, self._mix(user.trans.get(state, Counter()), self.pop.trans.get(state, Counter()),
+                                             state[0]))
         return out
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from behaviorflow.lm.backends import BackendError, Completion, Sampling
+from behaviorflow.lm.backends import BackendError, Completion
 from behaviorflow.provenance import sha256_file
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class TransformersBackend:
             model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
         # merged in float32, then cast: bfloat16 halves the weight traffic that bounds decoding
         self.model = model.to(self.device, dtype=getattr(torch, dtype)).eval()
-        self._identity = {**model_identity(model_dir, adapter_dir), "dtype": dtype}
+        # a preallocated key/value cache: the default one grows by concatenation, which copies the
+        # whole cache at every step (2.8x slower decoding of a week here: 0.36 vs 0.13 s per step)
+        self._identity = {**model_identity(model_dir, adapter_dir), "dtype": dtype, "kv_cache": "static"}
 
     def identity(self) -> dict:
         return self._identity
@@ -68,34 +71,37 @@ class TransformersBackend:
                                                   return_dict=True)["input_ids"]
 
     def complete_batch(self, requests):
-        """One generate() per distinct sampling setting; the batch's RNG is seeded from its seeds."""
+        """One generate() per distinct sampling setting (grammars aside); the batch's RNG is seeded from its seeds."""
         import torch
 
         out: list = [None] * len(requests)
-        groups: dict[Sampling, list[int]] = {}
+        # calls that differ only in their grammar (e.g. each call's own per-day caps) share a batch:
+        # the logits processor keeps one grammar per row
+        groups: dict[tuple, list[int]] = {}
         for i, (_, sampling, _) in enumerate(requests):
-            groups.setdefault(sampling, []).append(i)
-        for sampling, idx in groups.items():
+            groups.setdefault((replace(sampling, grammar=None), sampling.grammar is None), []).append(i)
+        for (sampling, _), idx in groups.items():
+            grammars = [requests[i][1].grammar for i in idx]
             try:
                 prompts = [self.prompt_ids(requests[i][0]) for i in idx]
                 batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
                 seed = int(hashlib.sha256(",".join(str(requests[i][2]) for i in idx).encode()).hexdigest()[:8], 16)
                 torch.manual_seed(seed)
                 processors = None
-                if sampling.grammar is not None:
+                if grammars[0] is not None:
                     from transformers import LogitsProcessorList
 
                     from behaviorflow.lm.grammar import EventLogitsProcessor
 
                     processors = LogitsProcessorList([EventLogitsProcessor(
-                        sampling.grammar, self.tokenizer, batch["input_ids"].shape[1], sampling.max_new_tokens)])
+                        grammars, self.tokenizer, batch["input_ids"].shape[1], sampling.max_new_tokens)])
                 t0 = time.perf_counter()
                 with torch.no_grad():
                     gen = self.model.generate(**batch, do_sample=sampling.temperature > 0,
                                               temperature=sampling.temperature or None,
                                               top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
                                               pad_token_id=self.tokenizer.pad_token_id,
-                                              logits_processor=processors)
+                                              logits_processor=processors, cache_implementation="static")
                 latency = (time.perf_counter() - t0) / len(idx)
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory: no completion, nothing cached
                 for i in idx:
