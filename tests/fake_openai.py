@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol, with scripted faults.
 
-It answers valid BehaviorGen weeks by default (one event per requested day, built from the
-prompt's own dates and vocabulary). Faults are queued per request: `500`, `429` (with
+It answers valid BehaviorGen weeks by default (two events per requested day, built from the
+prompt's own dates and vocabulary) and counts the requests open at once (`peak_in_flight`). Faults are queued per request: `500`, `429` (with
 Retry-After), `sleep:<s>` (a slow answer that trips client timeouts), `truncated`
 (finish_reason=length), `malformed` (a body that is not JSON), `garbage` (a completion that does
 not parse). Every request body is recorded.
@@ -37,6 +37,8 @@ class FakeOpenAI:
         self.headers: list[dict] = []
         self.delay_s = delay_s
         self.lock = threading.Lock()
+        self.in_flight = 0  # requests being answered now, and the most at once
+        self.peak_in_flight = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,6 +50,16 @@ class FakeOpenAI:
                 pass
 
             def do_POST(self):
+                with outer.lock:
+                    outer.in_flight += 1
+                    outer.peak_in_flight = max(outer.peak_in_flight, outer.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with outer.lock:
+                        outer.in_flight -= 1
+
+            def _answer(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
                     outer.requests.append(body)
