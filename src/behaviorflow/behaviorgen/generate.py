@@ -48,8 +48,9 @@ BG = "properties/generation/properties/behaviorgen"
 
 
 @dataclass
-@from_schema(BG, local=("sampling", "constrained", "max_per_day", "price_in_per_1k", "price_out_per_1k"), weeks="properties/generation/properties/weeks",
-             seed="properties/generation/properties/seed", slot_minutes="properties/slot_minutes")
+@from_schema(BG, local=("sampling", "constrained", "max_per_day", "price_in_per_1k", "price_out_per_1k"),
+             weeks="properties/generation/properties/weeks", seed="properties/generation/properties/seed",
+             slot_minutes="properties/slot_minutes")
 class LLMGenerationSettings:
     """One generation run's call settings (defaults: the config schema's)."""
 
