@@ -222,14 +222,12 @@ class EventLogitsProcessor:
             return encoded[s]
 
         self.prompt_width = prompt_width
-        self.grammars = grammar if isinstance(grammar, list) else None
-        tables: dict[EventGrammar, _RowGrammar] = {}
+        self.grammars = grammar if isinstance(grammar, list) else None  # None: one grammar for every row
+        self._tables: dict[EventGrammar, _RowGrammar] = {}
         for g in (self.grammars or [grammar]):
-            if g not in tables:
-                tables[g] = _RowGrammar(g, enc, tokenizer.eos_token_id, max_new_tokens)
-        self._tables = tables
-        self._shared = None if self.grammars else tables[grammar]
-        self.line_tokens = max(t.line_tokens for t in tables.values())
+            if g not in self._tables:
+                self._tables[g] = _RowGrammar(g, enc, tokenizer.eos_token_id, max_new_tokens)
+        self.line_tokens = max(t.line_tokens for t in self._tables.values())
         self._masks: dict = {}
         self.states: list[_State] | None = None
 
@@ -242,8 +240,9 @@ class EventLogitsProcessor:
                 raise ValueError(f"{len(self.grammars)} grammars for a batch of {input_ids.shape[0]} rows")
             self.states = [_State() for _ in range(input_ids.shape[0])]
         mask = torch.full_like(scores, float("-inf"))
+        only = next(iter(self._tables.values()))
         for row, s in enumerate(self.states):
-            table = self._shared or self._tables[self.grammars[row]]
+            table = self._tables[self.grammars[row]] if self.grammars else only
             if generated > 0:
                 table._advance(s, int(input_ids[row, -1]))
             s.generated = generated
