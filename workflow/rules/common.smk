@@ -146,12 +146,16 @@ BEHAVIORLM_TRAIN = {
 BEHAVIORLM_SCORE = {
     k: BEHAVIORLM[k] for k in ("prompt", "queries", "query_seed", "device", "dtype")
 }
+# BUA (bua.smk; its settings and inputs: inputs/bua.smk): on which datasets.
+BUA = config["bua"]
+BUA_DATASETS = BLM_DATASETS if BUA["datasets"] is None else sorted(BUA["datasets"])
 # The results tables rule all builds (table 4 only with the prompt ablation, tables 5-6 with
-# BehaviorLM datasets) and the leaderboard.
+# BehaviorLM datasets, 7 and 9 with BUA datasets) and the leaderboard.
 TABLES = (
     ["table1", "table2", "table3"]
     + (["table4"] if ABLATION["variants"] else [])
     + (["table5", "table6"] if BLM_DATASETS else [])
+    + (["table7", "table9"] if BUA_DATASETS else [])
     + ["leaderboard"]
 )
 # Splits whose users some generator sees; the others are the privacy holdout.

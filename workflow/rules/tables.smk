@@ -98,12 +98,14 @@ rule llm_table:
     log:
         "logs/{table}.log",
     wildcard_constraints:
-        table="table5|table6",
+        table="table5|table6|table7|table9",
     conda:
         "../envs/behaviorflow.yaml"
     params:
         code=library_code("llm_table"),
         config=RESULT_CONFIG,
-        seeds=BLM_SEEDS,
+        seeds=lambda wildcards: (
+            BUA_SEEDS if wildcards.table in ("table7", "table9") else BLM_SEEDS
+        ),
     script:
         "../scripts/llm_table.py"

@@ -1,4 +1,5 @@
-"""Rule llm_table: table 5 (LLM prediction and BehaviorLM) or table 6 (its ablation and few-shot curve)."""
+"""Rule llm_table: table 5 (LLM prediction and BehaviorLM), table 6 (its ablation and few-shot curve),
+table 7 (BUA beside them) or table 9 (BUA's ablation)."""
 
 from behaviorflow.reporting.llm_tables import llm_table
 from behaviorflow.runlog import log_to
@@ -6,4 +7,4 @@ from behaviorflow.runlog import log_to
 log_to(snakemake.log[0])
 llm_table(snakemake.wildcards.table, parts=list(snakemake.input.parts), outputs=dict(snakemake.output.items()),
           config=snakemake.params.config, seeds=snakemake.params.seeds,
-          selections=list(snakemake.input.selections))
+          selections=list(snakemake.input.get("selections", [])))

@@ -70,22 +70,52 @@ def make_inject(placeholder_id: int, key: str = "projector"):
     return inject
 
 
-def sequence_states(model, ctx: np.ndarray, positions: int, batch_size: int = 512) -> np.ndarray:
-    """[n, positions, d] float32: the frozen SASRec's penultimate hidden states at the last `positions`
-    positions of `sequences.contexts` windows (the target's own position last: it carries the target's
-    time, never its behaviour or zone)."""
+def sequence_states(model, ctx: np.ndarray, positions: int, batch_size: int = 512,
+                    embedding: str = "sequence") -> np.ndarray:
+    """[n, positions, d] float32 at the last `positions` positions of `sequences.contexts` windows
+    (the target's own position last: it carries the target's time, never its behaviour or zone):
+    the frozen SASRec's penultimate hidden states (`sequence`, App. M), or, the ablation's item
+    embeddings, its input embedding of each event alone (`item`: no attention over the sequence)."""
     import torch
 
     from behaviorflow.predictors.models import model_inputs
 
     if model.kind != "sasrec":
         raise ValueError(f"BUA's encoder is the pretrained SASRec (App. M), not {model.kind}")
+    if embedding not in ("sequence", "item"):
+        raise ValueError(f"bua embedding must be sequence or item, not {embedding!r}")
     model.eval()
     device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for b in range(0, len(ctx), batch_size):
             x = model_inputs(model.kind, torch.as_tensor(ctx[b:b + batch_size], device=device))
-            out.append(model.hidden(x)[:, -positions:].float().cpu())
+            if embedding == "sequence":
+                h = model.hidden(x)
+            else:
+                h = sum(emb(x[..., i]) for i, emb in enumerate(model.embeddings))
+            out.append(h[:, -positions:].float().cpu())
     d = model.norm.normalized_shape[0]
     return torch.cat(out).numpy() if out else np.zeros((0, positions, d), np.float32)
+
+
+def encoder_windows(split, vocab, keys: list[tuple[str, int]], max_len: int) -> np.ndarray:
+    """`sequences.contexts` windows [n, max_len + 1, 4] of the events `keys` (user_id, event_idx):
+    each user's earlier events (every part) and the target, masked."""
+    from behaviorflow.data.events import in_order
+    from behaviorflow.predictors.sequences import contexts
+
+    wanted: dict[str, list[int]] = {}
+    for uid, idx in keys:
+        wanted.setdefault(uid, []).append(idx)
+    by_key = {}
+    users = in_order(split[split["user_id"].isin(list(wanted))])
+    for uid, g in users.groupby("user_id", sort=True):
+        position = {int(e): i for i, e in enumerate(g["event_idx"])}
+        targets = np.array([position[i] for i in wanted[uid]], dtype=np.int64)
+        ctx, _ = contexts(vocab.encode(g), targets, max_len)
+        by_key.update({(uid, i): c for i, c in zip(wanted[uid], ctx)})
+    missing = [k for k in keys if k not in by_key]
+    if missing:
+        raise ValueError(f"{len(missing)} sample(s) are not events of the split, e.g. {missing[0]}")
+    return np.stack([by_key[k] for k in keys]) if keys else np.zeros((0, max_len + 1, 4), np.int64)

@@ -66,7 +66,8 @@ def _tree(cands: list[list[int]]):
 
 
 def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id: int = 0,
-                 chunk: int = 8, progress: str | None = None) -> np.ndarray:
+                 chunk: int = 8, progress: str | None = None, embed=None,
+                 prefix_limit: int | None = None) -> np.ndarray:
     """[n_prompts, n_candidates] summed log-likelihoods of every candidate after every prompt.
 
     The prompts' common beginning runs once (its cache is reused by every query). Then `chunk`
@@ -76,7 +77,11 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
     tokens of its own candidate only, and position ids that continue the prompt for every candidate
     (a token tree). The candidates' first tokens take their log-probabilities from the prompt's last
     position, later tokens from their own candidate's previous position; the LM head runs on those
-    positions only."""
+    positions only.
+
+    `embed(rows, ids)`, when given, turns a chunk's token ids into the input embeddings (BUA scatters
+    its encoder states in); `prefix_limit` caps the shared prefix (tokens that need `embed` must not
+    run in it)."""
     import copy
 
     import torch
@@ -87,7 +92,7 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
     n_tree = len(tree_ids)
     starts = np.cumsum([0] + [len(c) for c in cands])[:-1]
     out = np.zeros((len(prompts), len(cands)), dtype=np.float64)
-    common = shared_prefix(prompts)
+    common = shared_prefix(prompts) if prefix_limit is None else min(shared_prefix(prompts), prefix_limit)
     batches = [range(b, min(b + chunk, len(prompts))) for b in range(0, len(prompts), chunk)]
     bar = None
     if progress:
@@ -127,7 +132,8 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
                 cache = copy.deepcopy(base)
                 cache.batch_repeat_interleave(n)
             keep = torch.tensor([width - 1] + [width + i for i in inner], device=device)
-            logits = model(input_ids=ids, position_ids=pos, attention_mask=mask[:, None], cache=cache,
+            inputs = {"input_ids": ids} if embed is None else {"inputs_embeds": embed(rows, ids)}
+            logits = model(**inputs, position_ids=pos, attention_mask=mask[:, None], cache=cache,
                            use_cache=cache is not None, logits_to_keep=keep).logits
             logp = logits.float().log_softmax(-1)  # (n, 1 + inner tokens, vocabulary)
             head = logp[:, 0, first]  # (n, candidates): each candidate's first token

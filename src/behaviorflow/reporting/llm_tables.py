@@ -26,6 +26,12 @@ ROW_TEXT = {
     "behaviorlm_no_aux": "BehaviorLM without the general conversation in A-tuning",
     "behaviorlm_random_select": "BehaviorLM with random samples instead of the hard ones (as many per label)",
     "behaviorlm_tail_first": "the non-anchors first, then the anchors (reversed order)",
+    "bua": "BUA: SASRec states -> projector -> LLM; stages 1-3, multi-round dialogue",
+    "bua_no_stage1": "BUA without stage 1 (the projector first trains in stage 2)",
+    "bua_no_stage2": "BUA without stage 2's understanding rounds (prediction round only; no stage 3)",
+    "bua_no_stage3": "BUA without stage 3 (the stage-2 model)",
+    "bua_no_balance": "BUA without the round-balanced loss (token mean over all rounds)",
+    "bua_item_emb": "BUA with SASRec's item embeddings instead of its sequence states",
 }
 PAPER = {
     "table5": [("BehaviorLM reports up to +27.4 % tail accuracy (and +20.4 % overall) over traditional "
@@ -37,13 +43,26 @@ PAPER = {
                ("Tail-first order is worse than anchor-first; few-shot accuracy saturates from about "
                 "F = 20 examples per behaviour.")],
 }
+PAPER["table7"] = [("BUA (Qwen2.5-7B, BehaveGPT encoder) reports Acc@1 (weighted recall) 0.644 / overall 0.471 / head "
+                    "0.538 / medium 0.489 / tail 0.446 on its Behavior dataset, against SASRec 0.546 / 0.291 / 0.420 / "
+                    "0.340 / 0.222 and TALLRec (LLM fine-tuning) 0.617 / 0.398; with SASRec as its encoder (App. M) "
+                    "0.589 / 0.331 / 0.466 / 0.389 / 0.247.")]
+PAPER["table9"] = [("BUA's ablation (Behavior dataset, Acc@1 / overall / tail): full 0.644 / 0.471 / 0.446; w/o stage 1 "
+                    "0.613 / 0.370 / 0.286; w/o stage 2 0.587 / 0.456 / 0.291; w/o stage 3 0.592 / 0.334 / 0.300; w/o "
+                    "loss balance 0.560 / 0.285 / 0.197; item embeddings 0.631 / 0.465 / 0.437.")]
+TITLES = {"table5": "LLM next-behaviour prediction and BehaviorLM",
+          "table6": "BehaviorLM ablation and few-shot curve",
+          "table7": "BUA next-behaviour prediction beside SASRec, BERT4Rec, LLM fine-tuning and BehaviorLM",
+          "table9": "BUA ablation (prediction)"}
+PAPER_NAME = {"table5": "arXiv 2505.17682", "table6": "arXiv 2505.17682", "table7": "BUA, arXiv 2604.23578",
+              "table9": "BUA, arXiv 2604.23578"}
 PROTOCOL = ("Queries: a fixed, seeded subsample of the test users' query events, stratified so tail labels "
             "appear (behaviorlm.queries, behaviorlm.query_seed); every row of a dataset is scored on exactly "
             "these. An LLM predicts by scoring every label (log-likelihood of the label's tokens and the "
             "end-of-turn token after the prompt) and taking the argmax, never by free generation. Anchors "
             "and head / medium / tail come from the training users' events only. LLM rows: mean ± sd over "
-            "the BehaviorLM seeds (zero-shot has none); SASRec / BERT4Rec over the predictor seeds; counting "
-            "rows are deterministic.")
+            "their own seeds (behaviorlm.seeds, bua.seeds; zero-shot has none); SASRec / BERT4Rec over the "
+            "predictor seeds; counting rows are deterministic.")
 
 
 def compare(summary: pd.DataFrame, dataset: str, a: str, b: str, metric: str) -> str:
@@ -66,6 +85,13 @@ def compare(summary: pd.DataFrame, dataset: str, a: str, b: str, metric: str) ->
 
 
 def verdict(table: str, summary: pd.DataFrame, dataset: str) -> list[str]:
+    if table == "table7":
+        return [compare(summary, dataset, "bua", other, metric) for other in ("sasrec", "llm_full_ft", "behaviorlm")
+                for metric in ("acc1", "tail")]
+    if table == "table9":
+        return [compare(summary, dataset, m, "bua", metric)
+                for m in sorted(summary.loc[summary["model"].str.startswith("bua_"), "model"].unique())
+                for metric in ("acc1", "tail")]
     if table == "table5":
         acc = summary[(summary["dataset"] == dataset) & (summary["metric"] == "acc1")].set_index("model")["mean"]
         llm = acc[[m for m in acc.index if m.startswith(("llm_", "behaviorlm"))]]
@@ -98,10 +124,10 @@ def few_shot(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 def page(table: str, summary: pd.DataFrame, seeds: list[int], queries: dict[str, int],
          selections: pd.DataFrame | None = None) -> str:
-    title = ("LLM next-behaviour prediction and BehaviorLM" if table == "table5"
-             else "BehaviorLM ablation and few-shot curve")
-    lines = [f"# {table}: {title}", "", PROTOCOL, "", METRIC_TEXT, "", f"BehaviorLM seeds: {seeds}.", "",
-             "**The paper (arXiv 2505.17682), for reference, not reproduced here:** " + " ".join(PAPER[table]), ""]
+    method = "BUA" if table in ("table7", "table9") else "BehaviorLM"
+    lines = [f"# {table}: {TITLES[table]}", "", PROTOCOL, "", METRIC_TEXT, "", f"{method} seeds: {seeds}.", "",
+             f"**The paper ({PAPER_NAME[table]}), for reference, not reproduced here:** " + " ".join(PAPER[table]),
+             ""]
     for dataset in sorted(summary["dataset"].unique()):
         part = summary[summary["dataset"] == dataset]
         order = part[part["metric"] == "acc1"].sort_values("mean", ascending=False)["model"].tolist()

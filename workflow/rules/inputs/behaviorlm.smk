@@ -90,6 +90,8 @@ def _llm_parts(methods):
 
 def get_llm_table_inputs(wildcards, table=None):
     table = table or wildcards.table
+    if table in ("table7", "table9"):
+        return get_bua_table_inputs(wildcards, table)
     if not BLM_DATASETS:
         raise WorkflowError(
             f"results/{table}.csv needs BehaviorLM datasets: set behaviorlm.datasets"

@@ -1,0 +1,158 @@
+"""A trained BUA model at inference: the base LLM with its LoRA adapter merged, the projector reloaded
+from the same folder, and the encoder states scattered in at the placeholders (`align.make_inject`).
+
+It writes the understanding rounds greedily (Fig. 1c: key behaviours, patterns, feature summary) and
+then scores every label after the final question with the shared label scorer (`lm.scoring`), so a
+BUA row is evaluated exactly as every other LLM row."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from behaviorflow.bua.align import STATES, make_inject, placeholder_token, projector
+
+log = logging.getLogger(__name__)
+
+
+def load_projector(adapter_dir, llm_dim: int):
+    """The projector saved beside the adapter (`trainable.safetensors`, keys `extras.projector.*`)."""
+    from safetensors.torch import load_file
+
+    from behaviorflow.lm.tuning import TRAINABLE_FILE
+
+    state = load_file(str(Path(adapter_dir) / TRAINABLE_FILE))
+    mine = {k.removeprefix("extras.projector."): v for k, v in state.items() if k.startswith("extras.projector.")}
+    if not mine:
+        raise ValueError(f"{adapter_dir}: no projector weights (extras.projector.*); is this a BUA stage's output?")
+    mlp = projector(mine["0.weight"].shape[1], llm_dim, seed=0)
+    mlp.load_state_dict(mine)
+    return mlp
+
+
+class BuaModel:
+    """Merged LLM + projector + placeholder: embeddings, greedy generation and label scoring."""
+
+    def __init__(self, model, tok, mlp, placeholder: str, placeholder_id: int):
+        self.model, self.tok, self.placeholder, self.placeholder_id = model, tok, placeholder, placeholder_id
+        self.mlp = mlp
+        self.inject = make_inject(placeholder_id)
+
+    @classmethod
+    def load(cls, model_dir, adapter_dir, placeholder: str = "auto", device: str = "auto", dtype: str = "float32",
+             threads: int | None = None) -> "BuaModel":
+        from behaviorflow.lm.scoring import load_scorer
+
+        model, tok = load_scorer(model_dir, adapter_dir, device, dtype, threads)
+        p = next(model.parameters())
+        mlp = load_projector(adapter_dir, model.config.hidden_size).to(p.device, p.dtype).eval()
+        token, token_id = placeholder_token(tok, placeholder)
+        return cls(model, tok, mlp, token, token_id)
+
+    def embed(self, ids, states):
+        """Input embeddings of `ids` [B, T] with row b's states [K, d] at its K placeholders."""
+        import torch
+
+        p = next(self.model.parameters())
+        embeds = self.model.get_input_embeddings()(ids)
+        return self.inject({"projector": self.mlp}, embeds,
+                           {"input_ids": ids, STATES: torch.as_tensor(np.asarray(states), device=p.device)})
+
+    def generate(self, prompts: list[list[int]], states: np.ndarray, max_new_tokens: int, batch_size: int = 16,
+                 desc: str | None = None) -> list[str]:
+        """Greedy answers to each prompt (left-padded batches, decoded from input embeddings)."""
+        import torch
+        from tqdm import tqdm
+
+        device = next(self.model.parameters()).device
+        pad = self.tok.pad_token_id
+        out = []
+        with torch.no_grad():
+            for b in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", disable=desc is None,
+                          mininterval=5.0):
+                rows = prompts[b:b + batch_size]
+                width = max(len(r) for r in rows)
+                ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+                mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+                new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
+                                          attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                          pad_token_id=pad)
+                out += [t.strip() for t in self.tok.batch_decode(new, skip_special_tokens=True)]
+        return out
+
+    def score(self, prompts: list[list[int]], states: np.ndarray, cands: list[list[int]],
+              desc: str | None = None) -> np.ndarray:
+        """[n_prompts, n_candidates] label log-likelihoods (`lm.scoring.score_labels`) with the states
+        scattered into each prompt; the shared prefix stops before the first placeholder."""
+        import torch
+
+        from behaviorflow.lm.scoring import score_labels
+
+        first = min(p.index(self.placeholder_id) for p in prompts)
+        device = next(self.model.parameters()).device
+
+        def embed(rows, ids):
+            return self.embed(ids, torch.as_tensor(states[rows.start:rows.stop], device=device))
+
+        return score_labels(self.model, prompts, cands, self.tok.pad_token_id, progress=desc, embed=embed,
+                            prefix_limit=first)
+
+
+def understand_and_score(model: BuaModel, contexts, states: np.ndarray, labels: list[str], *, positions: int,
+                         text_events: int, rounds: tuple[str, ...], max_new_tokens: int,
+                         desc: str = "bua") -> tuple[np.ndarray, pd.DataFrame]:
+    """The multi-round inference of Fig. 1c: the model answers each understanding round in turn (its
+    own earlier answers in the dialogue), then every label is scored after the final question.
+    Returns the scores and the model's answers per sample."""
+    from behaviorflow.bua.tasks import dialogue
+    from behaviorflow.lm.scoring import candidate_ids, prompt_ids
+
+    replies: list[dict[str, str]] = [{} for _ in contexts]
+    for task in rounds:
+        prompts = [prompt_ids(model.tok, dialogue(c, {}, model.placeholder, positions, text_events, labels,
+                                                  rounds=rounds, replies=r)) for c, r in zip(contexts, replies)]
+        for r, text in zip(replies, model.generate(prompts, states, max_new_tokens, desc=f"{desc} {task}")):
+            r[task] = text
+    final = [dialogue(c, {}, model.placeholder, positions, text_events, labels, rounds=rounds, replies=r)
+             for c, r in zip(contexts, replies)]
+    cands = candidate_ids(model.tok, final[0], labels)
+    scores = model.score([prompt_ids(model.tok, m) for m in final], states, cands, desc=f"{desc} labels")
+    frame = pd.DataFrame({"user_id": [c.query.user_id for c in contexts],
+                          "event_idx": [c.query.event_idx for c in contexts],
+                          **{task: [r[task] for r in replies] for task in rounds}})
+    return scores, frame
+
+
+def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str, method: str,
+                seed: int, bua: dict, variant: dict, device: str = "auto", dtype: str = "float32",
+                threads: int | None = None) -> pd.DataFrame:
+    """Rule bua_predict: the BUA row's leaderboard rows on the LLM test queries (the same queries and
+    protocol as table 5), its per-query scores and its understanding answers."""
+    from behaviorflow.atomic import write_csv
+    from behaviorflow.behaviorlm.evaluate import train_groups
+    from behaviorflow.bua.stages import labels_and_shares, load_samples
+    from behaviorflow.predictors.evaluation import evaluate, long_rows
+
+    split, samples = load_samples(split_path, states_path, bua["window"], ("test",))
+    labels, _ = labels_and_shares(split)
+    contexts, states = samples["test"]
+    model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
+    scores, said = understand_and_score(model, contexts, states, labels, positions=bua["positions"],
+                                        text_events=bua["text_events"], rounds=tuple(variant["rounds"]),
+                                        max_new_tokens=bua["understanding_tokens"], desc=method)
+    index = {lab: i for i, lab in enumerate(labels)}
+    truth = np.array([index[c.query.label] for c in contexts])
+    rows = long_rows(evaluate(scores, truth, train_groups(split, labels)), dataset=dataset, model=method,
+                     generator="none", setting="real", seed=seed)
+    rows["queries"] = len(contexts)
+    write_csv(rows, outputs["metrics"])
+    frame = pd.DataFrame(scores, columns=labels)
+    frame.insert(0, "user_id", said["user_id"])
+    frame.insert(1, "event_idx", said["event_idx"])
+    frame.to_parquet(outputs["scores"])
+    said.assign(predicted=[labels[i] for i in scores.argmax(1)], label=[c.query.label for c in contexts]) \
+        .to_parquet(outputs["answers"])
+    return rows

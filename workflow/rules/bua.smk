@@ -1,0 +1,184 @@
+# BUA (arXiv 2604.23578) and tables 7 and 9: the frozen pretrained SASRec's states (computed once per
+# dataset and embedding kind), the three-stage curriculum on lm.tuning (stage 1: projector; stage 2:
+# projector + LoRA on the multi-round dialogue; stage 3: LoRA on reflections of the weakest
+# summaries), and the rows scored on table 5's LLM test queries. `arm` names a stage-2 variant
+# (BUA_ARMS in inputs/bua.smk); every training stage is GPU-tagged.
+
+
+rule bua_states:
+    input:
+        split="data/processed/{dataset}/split.parquet",
+        encoder=get_bua_encoder,
+    output:
+        states="results/{dataset}/bua/states_{embedding}.npz",
+    log:
+        "logs/{dataset}/bua_states_{embedding}.log",
+    wildcard_constraints:
+        embedding="sequence|item",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    params:
+        code=library_code("bua_states"),
+        bua={k: BUA[k] for k in ("window", "positions", "pool", "pool_seed", "val")},
+        queries={k: BEHAVIORLM[k] for k in ("queries", "query_seed")},
+        predictors=PRETRAIN_PARAMS,
+        slot_minutes=config["slot_minutes"],
+    script:
+        "../scripts/bua_states.py"
+
+
+rule bua_stage1:
+    input:
+        model=get_behaviorlm_model,
+        split="data/processed/{dataset}/split.parquet",
+        states="results/{dataset}/bua/states_{embedding}.npz",
+    output:
+        adapter=directory("models/bua/{dataset}/stage1_{embedding}/seed{seed}"),
+    log:
+        "logs/{dataset}/bua_stage1_{embedding}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_stage1_{embedding}_seed{seed}.tsv"
+    wildcard_constraints:
+        embedding="sequence|item",
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("bua_stage"),
+        stage=1,
+        bua=BUA_SETTINGS,
+        variant={"rounds": BUA_ROUNDS, "balance": True},
+        device=BUA["device"],
+    script:
+        "../scripts/bua_stage.py"
+
+
+rule bua_stage2:
+    input:
+        unpack(get_bua_stage2_inputs),
+    output:
+        adapter=directory("models/bua/{dataset}/stage2_{arm}/seed{seed}"),
+    log:
+        "logs/{dataset}/bua_stage2_{arm}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_stage2_{arm}_seed{seed}.tsv"
+    wildcard_constraints:
+        arm="|".join(BUA_ARMS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("bua_stage"),
+        stage=2,
+        bua=BUA_SETTINGS,
+        variant=lambda wildcards: bua_variant(wildcards.arm),
+        device=BUA["device"],
+    script:
+        "../scripts/bua_stage.py"
+
+
+rule bua_reflect:
+    input:
+        model=get_behaviorlm_model,
+        split="data/processed/{dataset}/split.parquet",
+        states=get_bua_states,
+        adapter="models/bua/{dataset}/stage2_{arm}/seed{seed}",
+    output:
+        pool="results/{dataset}/bua/reflect_{arm}_seed{seed}.parquet",
+    log:
+        "logs/{dataset}/bua_reflect_{arm}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_reflect_{arm}_seed{seed}.tsv"
+    wildcard_constraints:
+        arm="|".join(BUA_ARMS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("bua_reflect"),
+        bua=BUA_SETTINGS,
+        variant=lambda wildcards: bua_variant(wildcards.arm),
+        device=BUA["device"],
+        dtype=BUA["dtype"],
+    script:
+        "../scripts/bua_reflect.py"
+
+
+rule bua_stage3:
+    input:
+        model=get_behaviorlm_model,
+        split="data/processed/{dataset}/split.parquet",
+        states=get_bua_states,
+        init="models/bua/{dataset}/stage2_{arm}/seed{seed}",
+        reflect="results/{dataset}/bua/reflect_{arm}_seed{seed}.parquet",
+    output:
+        adapter=directory("models/bua/{dataset}/stage3_{arm}/seed{seed}"),
+    log:
+        "logs/{dataset}/bua_stage3_{arm}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_stage3_{arm}_seed{seed}.tsv"
+    wildcard_constraints:
+        arm="|".join(BUA_ARMS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("bua_stage"),
+        stage=3,
+        bua=BUA_SETTINGS,
+        variant=lambda wildcards: bua_variant(wildcards.arm),
+        device=BUA["device"],
+    script:
+        "../scripts/bua_stage.py"
+
+
+rule bua_predict:
+    input:
+        unpack(get_bua_predict_inputs),
+    output:
+        metrics="results/{dataset}/parts/llm/{method}_seed{seed}.csv",
+        scores="results/{dataset}/parts/llm/{method}_seed{seed}_scores.parquet",
+        answers="results/{dataset}/bua/answers_{method}_seed{seed}.parquet",
+    log:
+        "logs/{dataset}/bua_predict_{method}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_predict_{method}_seed{seed}.tsv"
+    wildcard_constraints:
+        method="|".join(BUA_METHODS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("bua_predict"),
+        bua=BUA_SETTINGS,
+        variant=get_bua_predict_variant,
+        device=BUA["device"],
+        dtype=BUA["dtype"],
+    script:
+        "../scripts/bua_predict.py"

@@ -1,0 +1,123 @@
+# Input functions and settings of the BUA rules (bua.smk) and tables 7 and 9.
+
+BUA_SEEDS = BUA["seeds"]
+BUA_SETTINGS = {
+    k: BUA[k]
+    for k in (
+        "window",
+        "positions",
+        "text_events",
+        "placeholder",
+        "understanding_tokens",
+        "stage1",
+        "stage2",
+        "stage3",
+        "tuning",
+    )
+}
+BUA_ROUNDS = ["key_behaviours", "patterns", "summary"]
+# What each stage-2 arm changes (full: the paper's curriculum; no_stage3 predicts with full's
+# stage-2 model): the embedding the encoder gives, whether stage 1 ran first, stage 2's
+# understanding rounds, the round-balanced loss, and whether stage 3 follows.
+BUA_ARMS = {
+    "full": {"embedding": "sequence", "stage1": True, "rounds": BUA_ROUNDS, "balance": True},
+    "no_stage1": {"embedding": "sequence", "stage1": False, "rounds": BUA_ROUNDS, "balance": True},
+    "no_stage2": {"embedding": "sequence", "stage1": True, "rounds": [], "balance": True},
+    "no_balance": {"embedding": "sequence", "stage1": True, "rounds": BUA_ROUNDS, "balance": False},
+    "item_emb": {"embedding": "item", "stage1": True, "rounds": BUA_ROUNDS, "balance": True},
+}
+# Each BUA row: the adapter it predicts with (stage 3 refines stage 2's summaries, so the rows
+# without stage-2 understanding rounds, and w/o stage 3, predict with the stage-2 model).
+BUA_METHODS = {
+    "bua": "stage3_full",
+    "bua_no_stage1": "stage3_no_stage1",
+    "bua_no_stage2": "stage2_no_stage2",
+    "bua_no_stage3": "stage2_full",
+    "bua_no_balance": "stage3_no_balance",
+    "bua_item_emb": "stage3_item_emb",
+}
+TABLE7_METHODS = ["bua", "llm_full_ft", "behaviorlm"]
+TABLE9_METHODS = ["bua"] + [f"bua_{a}" for a in BUA["ablations"]]
+
+
+def _arm(method):
+    return BUA_METHODS[method].split("_", 1)[1]
+
+
+def bua_variant(arm):
+    """What the stage rules and the predictor need of an arm (JSON-able params)."""
+    spec = BUA_ARMS[arm]
+    return {"rounds": spec["rounds"], "balance": spec["balance"]}
+
+
+def get_bua_states(wildcards):
+    return f"results/{wildcards.dataset}/bua/states_{BUA_ARMS[wildcards.arm]['embedding']}.npz"
+
+
+def get_bua_encoder(wildcards):
+    if BUA["encoder_seed"] not in SEEDS:
+        raise WorkflowError(
+            f"bua.encoder_seed {BUA['encoder_seed']} is not a predictors.seeds value {SEEDS}"
+        )
+    return f"models/predictors/{wildcards.dataset}/sasrec/real/seed{BUA['encoder_seed']}.pt"
+
+
+def get_bua_stage2_inputs(wildcards):
+    inputs = {
+        "model": get_behaviorlm_model(wildcards),
+        "split": f"data/processed/{wildcards.dataset}/split.parquet",
+        "states": get_bua_states(wildcards),
+    }
+    spec = BUA_ARMS[wildcards.arm]
+    if spec["stage1"]:
+        inputs["init"] = (
+            f"models/bua/{wildcards.dataset}/stage1_{spec['embedding']}/seed{wildcards.seed}"
+        )
+    return inputs
+
+
+def get_bua_predict_inputs(wildcards):
+    adapter = BUA_METHODS[wildcards.method]
+    return {
+        "model": get_behaviorlm_model(wildcards),
+        "split": f"data/processed/{wildcards.dataset}/split.parquet",
+        "states": f"results/{wildcards.dataset}/bua/states_{BUA_ARMS[_arm(wildcards.method)]['embedding']}.npz",
+        "adapter": f"models/bua/{wildcards.dataset}/{adapter}/seed{wildcards.seed}",
+    }
+
+
+def get_bua_predict_variant(wildcards):
+    return bua_variant(_arm(wildcards.method))
+
+
+def bua_parts(methods):
+    """Every BUA method's rows on every BUA dataset."""
+    return expand(
+        "results/{dataset}/parts/llm/{method}_seed{seed}.csv",
+        dataset=BUA_DATASETS,
+        method=methods,
+        seed=BUA_SEEDS,
+    )
+
+
+def get_bua_table_inputs(wildcards, table=None):
+    table = table or wildcards.table
+    missing = sorted(set(BUA_DATASETS) - set(BLM_DATASETS))
+    if not BUA_DATASETS or missing:
+        raise WorkflowError(
+            f"results/{table}.csv needs BUA datasets that are BehaviorLM datasets too (table 7 sets BUA "
+            f"beside BehaviorLM); set bua.datasets and behaviorlm.datasets (missing: {missing})"
+        )
+    if table == "table7":
+        return {
+            "parts": bua_parts(["bua"])
+            + [
+                p
+                for p in _llm_parts(["llm_full_ft", "behaviorlm"])
+                if p.split("/")[1] in BUA_DATASETS
+            ]
+            + expand(
+                "results/{dataset}/parts/llm/sequential.csv", dataset=BUA_DATASETS
+            ),
+        }
+    return {"parts": bua_parts(TABLE9_METHODS)}
