@@ -84,3 +84,194 @@ def test_stage_one_trains_the_projector_only_and_the_states_reach_the_llm(tiny):
     with torch.no_grad():
         other = model(**{**batch, STATES: torch.randn(1, 2, 6)})["loss"]
     assert float(other) != pytest.approx(loss.item())  # the states change what the LLM predicts
+
+
+# --- the curriculum end to end on the tiny LLM and a tiny SASRec --------------------------------------
+
+ROUNDS_ALL = ["key_behaviours", "patterns", "summary"]
+BUA = {"window": 10, "positions": 3, "text_events": 3, "placeholder": "auto", "understanding_tokens": 6,
+       "tuning": {"rank": 2, "alpha": 4, "layers": 0, "max_length": 1024, "batch_size": 4, "epochs": 1, "bf16": False,
+                  "eval_steps": 2, "patience": 0, "save_steps": 100, "learning_rate": 0.01, "warmup_ratio": 0.0},
+       "stage1": {"examples": 8}, "stage2": {"examples": 8}, "stage3": {"pool": 6, "examples": 3, "max_new_tokens": 6}}
+
+
+@pytest.fixture(scope="module")
+def curriculum(tmp_path_factory, tiny):
+    """States, stages 1-3 and the reflection pool of one seed, on a small split."""
+    from test_behaviorlm import make_split
+
+    from behaviorflow.bua import stages
+    from behaviorflow.predictors.scenarios import PredictorSettings
+    from behaviorflow.predictors.sequences import Vocab
+
+    d = tmp_path_factory.mktemp("bua_run")
+    split = make_split(n_users=8, events=40)
+    split.to_parquet(d / "split.parquet")
+    predictors = {"max_len": 12, "hidden": 16, "blocks": 1, "heads": 1}
+    vocab = Vocab.from_split(split, 30)
+    torch.manual_seed(0)
+    encoder = build_model("sasrec", vocab.sizes, vocab.n_labels, PredictorSettings.from_config(predictors).model)
+    torch.save(encoder.state_dict(), d / "encoder.pt")
+    counts = stages.bua_states(d / "split.parquet", d / "encoder.pt", d / "states.npz", predictors=predictors,
+                               slot_minutes=30, window=10, positions=3, pool=20, pool_seed=1, val=4, queries=6,
+                               query_seed=2)
+    variant = {"rounds": ROUNDS_ALL, "balance": True}
+    common = dict(bua=BUA, seed=1, variant=variant)
+    paths = {"split": d / "split.parquet", "states": d / "states.npz", "model": tiny[0], "dir": d}
+    reports = {1: stages.train_stage(1, paths["split"], paths["states"], tiny[0], d / "s1", **common)}
+    reports[2] = stages.train_stage(2, paths["split"], paths["states"], tiny[0], d / "s2", init_from=d / "s1", **common)
+    stages.bua_reflect(paths["split"], paths["states"], tiny[0], d / "s2", d / "reflect.parquet", **common)
+    reports[3] = stages.train_stage(3, paths["split"], paths["states"], tiny[0], d / "s3", init_from=d / "s2",
+                                    reflect_path=d / "reflect.parquet", **common)
+    return paths, reports, counts
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "trainable.safetensors"))
+    proj = {k: v for k, v in state.items() if k.startswith("extras.projector.")}
+    lora = {k: v for k, v in state.items() if "lora_" in k}
+    assert proj and lora
+    return proj, lora
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_each_stage_trains_exactly_what_the_paper_unfreezes(curriculum):
+    paths, reports, counts = curriculum
+    assert counts == {"train": 20, "val": 4, "test": 6}
+    assert [reports[s]["freeze"] for s in (1, 2, 3)] == [["projector"], ["projector", "lora"], ["lora"]]
+    (p1, l1), (p2, l2), (p3, l3) = (_weights(paths["dir"] / f"s{s}") for s in (1, 2, 3))
+    assert all(not v.any() for k, v in l1.items() if "lora_B" in k)  # stage 1: the adapter never moved
+    assert not _same(p1, p2) and not _same(l1, l2)  # stage 2: both
+    assert _same(p2, p3) and not _same(l2, l3)  # stage 3: the adapter only, the projector kept
+    assert reports[3]["init_from"].endswith("s2") and reports[2]["init_from"].endswith("s1")
+
+
+def test_stage_three_refines_the_weakest_drafts_of_the_stage_two_model(curriculum):
+    import pandas as pd
+
+    from behaviorflow.bua import stages
+
+    paths, reports, _ = curriculum
+    pool = pd.read_parquet(paths["dir"] / "reflect.parquet")
+    assert len(pool) == 6 and pool["f1"].between(0, 1).all() and (pool["reference"].str.len() > 10).all()
+    assert reports[3]["examples"] == BUA["stage3"]["examples"]
+    with pytest.raises(ValueError, match="stage-2 model"):
+        stages.train_stage(3, paths["split"], paths["states"], paths["model"], paths["dir"] / "bad", bua=BUA, seed=1,
+                           variant={"rounds": ROUNDS_ALL, "balance": True})
+
+
+def test_the_reloaded_model_gives_the_trained_models_logits(curriculum):
+    """The projector saved beside the adapter: merged and reloaded for inference, it gives the
+    logits of the training wrapper with the saved weights loaded."""
+    from behaviorflow.bua.infer import BuaModel
+    from behaviorflow.lm.tuning import TuningSettings, _wrapped_class, load_base, load_trainable
+
+    paths, _, _ = curriculum
+    bua = BuaModel.load(paths["model"], paths["dir"] / "s2", dtype="float32")
+    lm, tok = load_base(paths["model"], TuningSettings(rank=2, alpha=4, dropout=0.0, layers=0, bf16=False))
+    wrapped = _wrapped_class()(lm, {"projector": projector(16, 48, seed=9)}, make_inject(bua.placeholder_id))
+    load_trainable(wrapped, paths["dir"] / "s2")
+    wrapped.eval()
+    ids = torch.tensor([tok(f"ab {bua.placeholder * 3} cd", add_special_tokens=False)["input_ids"]])
+    states = torch.randn(1, 3, 16)
+    with torch.no_grad():
+        want = wrapped(input_ids=ids, attention_mask=torch.ones_like(ids), **{STATES: states})["logits"]
+        got = bua.model(inputs_embeds=bua.embed(ids, states)).logits
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_label_scores_with_states_equal_a_plain_forward_pass(curriculum):
+    """The shared scorer with the states scattered in (and its prefix cache stopping before the
+    first placeholder) gives each label the log-likelihood a plain forward pass gives it."""
+    import numpy as np
+
+    from behaviorflow.bua.infer import BuaModel
+    from behaviorflow.lm.scoring import candidate_ids, prompt_ids
+
+    paths, _, _ = curriculum
+    bua = BuaModel.load(paths["model"], paths["dir"] / "s3", dtype="float32")
+    msgs = [[{"role": "system", "content": "s"}, {"role": "user", "content": f"x{bua.placeholder * 3}{tail}"}]
+            for tail in ("a", "bcd")]
+    prompts = [prompt_ids(bua.tok, m) for m in msgs]
+    labels = ["golf", "news", "game"]
+    cands = candidate_ids(bua.tok, msgs[0], labels)
+    states = np.random.default_rng(0).normal(size=(2, 3, 16)).astype(np.float32)
+    scores = bua.score(prompts, states, cands)
+    for r, p in enumerate(prompts):
+        for c, cand in enumerate(cands):
+            ids = torch.tensor([p + cand])
+            with torch.no_grad():
+                logp = bua.model(inputs_embeds=bua.embed(ids, states[r:r + 1])).logits[0].float().log_softmax(-1)
+            want = sum(logp[len(p) - 1 + k, t].item() for k, t in enumerate(cand))
+            assert scores[r, c] == pytest.approx(want, abs=1e-3)
+
+
+def test_prediction_writes_the_understanding_rounds_then_scores_every_label(curriculum, tmp_path):
+    import pandas as pd
+
+    from behaviorflow.bua.infer import bua_predict
+
+    paths, _, _ = curriculum
+    out = {"metrics": tmp_path / "m.csv", "scores": tmp_path / "s.parquet", "answers": tmp_path / "a.parquet"}
+    rows = bua_predict(paths["split"], paths["states"], paths["model"], paths["dir"] / "s3", out, dataset="tiny",
+                       method="bua", seed=1, bua=BUA, variant={"rounds": ROUNDS_ALL, "balance": True})
+    assert set(rows["queries"]) == {6} and {"acc1", "tail", "overall"} <= set(rows["metric"])
+    answers = pd.read_parquet(out["answers"])
+    assert list(answers.columns[2:5]) == ROUNDS_ALL and len(answers) == 6
+    scores = pd.read_parquet(out["scores"])
+    assert (answers["predicted"] == scores.iloc[:, 2:].idxmax(axis=1)).all()
+
+
+def test_dialogue_goes_easy_to_hard_and_answers_never_see_the_target():
+    from behaviorflow.behaviorlm.prompts import Query
+    from behaviorflow.bua.tasks import Context, answers, dialogue, home_work
+
+    history = ((0, 22 * 60, "z1", "music"), (1, 8 * 60, "z1", "alarm"), (1, 10 * 60, "z2", "news"),
+               (1, 11 * 60, "z2", "news"), (1, 23 * 60, "z1", "game"))
+    ctx = Context(Query("u", 9, history, 1, 23 * 60 + 30, "golf"), future=((1, 23 * 60 + 30, "z1", "golf"),))
+    ref = answers(ctx, {"news": 0.5, "music": 0.1, "alarm": 0.2, "game": 0.2}, positions=3)
+    assert home_work(history) == ("z1", "z2")
+    assert ref["current_scene"] == "at z1: game" and ref["future_scene"] == "at z1: golf"
+    assert ref["reconstruct"].splitlines() == ["Tue 10:00 z2 news", "Tue 11:00 z2 news", "Tue 23:00 z1 game"]
+    other = Context(Query("u", 9, history, 1, 23 * 60 + 30, "news"), future=ctx.future)
+    changed = {k for k, v in answers(other, {"news": 0.5}, 3).items() if v != answers(ctx, {"news": 0.5}, 3)[k]}
+    assert changed == {"predict"}  # only the final round's answer is the label
+    msgs = dialogue(ctx, ref, "<unk>", 3, 2, ["golf", "news"])
+    asked = [m["content"] for m in msgs if m["role"] == "user"]
+    assert [q.splitlines()[-1][:12] for q in asked] == ["Identify the", "Which recurr", "Summarise th",
+                                                         "The next eve"]
+    assert asked[0].count("<unk>") == 3 and all("<unk>" not in q for q in asked[1:])
+    assert msgs[-1] == {"role": "assistant", "content": "golf"}
+    partial = dialogue(ctx, {}, "<unk>", 3, 2, None, replies={"key_behaviours": "k"})
+    assert partial[-1]["role"] == "user" and "recurring" in partial[-1]["content"]  # stops at its next question
+
+
+def test_stage_two_weights_balance_rounds_unless_the_ablation_turns_it_off(tiny):
+    from test_behaviorlm import make_split
+
+    from behaviorflow.bua.stages import labels_and_shares, stage_examples
+    from behaviorflow.bua.tasks import contexts_of
+
+    _, tok = tiny
+    split = make_split(n_users=8, events=40)
+    train = split[split["split"] == "train"]
+    contexts = contexts_of(train, train["event_idx"] % 9 == 5, 10, with_future=True)[:3]
+    labels, shares = labels_and_shares(split)
+    states = np.zeros((3, 3, 16), np.float32)
+    common = dict(shares=shares, labels=labels, placeholder="<unk>", positions=3, text_events=3, max_length=2048,
+                  seed=1, rounds=tuple(ROUNDS_ALL))
+    balanced = stage_examples(2, tok, contexts, states, balance=True, **common)
+    plain = stage_examples(2, tok, contexts, states, balance=False, **common)
+    assert [e.weights for e in plain] == [None] * 3
+    for ex in balanced:
+        per_round = {}
+        for r, w in zip(ex.rounds, ex.weights):
+            if r >= 0:
+                per_round[r] = per_round.get(r, 0.0) + w
+        assert len(per_round) == 4 and np.allclose(list(per_round.values()), sum(per_round.values()) / 4)
+        assert ex.extra[STATES].shape == (3, 16)

@@ -33,6 +33,8 @@ PAGES = {  # report page -> figures it must embed
     "table4": 1,
     "table5": 1,
     "table6": 1,
+    "table7": 1,
+    "table9": 1,
     "leaderboard": 1,
 }
 

@@ -192,11 +192,42 @@ def test_leaderboard_scores_every_predictor_on_the_same_queries(tiny_run):
     # the LLM row set: table 5's rows, every one on the same LLM test queries
     llm = both[both["query_set"] == "llm"]
     assert set(llm["model"]) == {"global_mf", "user_mf", "markov1", "sasrec", "bert4rec", "llm_zero_shot",
-                                 "llm_full_ft", "behaviorlm_anchor_only", "behaviorlm"}
+                                 "llm_full_ft", "behaviorlm_anchor_only", "behaviorlm", "bua"}
     table5 = pd.read_csv(results / "table5.csv")
     key = ["model", "metric", "seed"]
-    assert llm.set_index(key)["value"].sort_index().equals(table5.set_index(key)["value"].sort_index())
+    rows5 = llm[llm["model"] != "bua"]
+    assert rows5.set_index(key)["value"].sort_index().equals(table5.set_index(key)["value"].sort_index())
+    bua = pd.read_csv(results / "tiny/parts/llm/bua_seed1.csv")
+    assert llm[llm["model"] == "bua"].set_index(key)["value"].sort_index().equals(
+        bua.set_index(key)["value"].sort_index())
     assert "# LLM rows (the LLM test queries)" in page
+
+
+def test_bua_curriculum_and_tables(tiny_run):
+    """Tables 7 and 9 from BUA's stages: each stage continues the one before (w/o stage 1 starts its
+    projector fresh), the item-embedding arm reads its own encoder states, and table 7 sets BUA
+    beside table 5's rows on the same LLM queries."""
+    results, models = tiny_run / "results", tiny_run / "models/bua/tiny"
+    table7, table9 = pd.read_csv(results / "table7.csv"), pd.read_csv(results / "table9.csv")
+    assert {"bua", "llm_full_ft", "behaviorlm", "sasrec", "bert4rec", "markov1"} <= set(table7["model"])
+    assert set(table9["model"]) == {"bua", "bua_no_stage1", "bua_no_stage2", "bua_no_stage3", "bua_no_balance",
+                                    "bua_item_emb"}
+    assert set(table7["queries"]) == set(pd.read_csv(results / "table5.csv")["queries"]) == {16}
+    for table in ("table7", "table9"):
+        page = (results / f"{table}.md").read_text()
+        assert "**The paper (BUA, arXiv 2604.23578)" in page and "**Verdict.**" in page and "BUA seeds: [1]" in page
+        assert (tiny_run / f"reports/{table}.html").is_file()
+    report = {name: read_json(models / name / "seed1/training_report.json")
+              for name in ("stage1_sequence", "stage2_full", "stage2_no_stage1", "stage3_full", "stage2_item_emb")}
+    assert report["stage1_sequence"]["freeze"] == ["projector"] and report["stage3_full"]["freeze"] == ["lora"]
+    assert report["stage2_full"]["init_from"] == "models/bua/tiny/stage1_sequence/seed1"
+    assert report["stage2_no_stage1"]["init_from"] is None
+    assert report["stage3_full"]["init_from"] == "models/bua/tiny/stage2_full/seed1"
+    assert report["stage2_item_emb"]["init_from"] == "models/bua/tiny/stage1_item/seed1"
+    assert not (models / "stage3_no_stage2").exists()  # nothing to refine without stage 2's summaries
+    full = pd.read_parquet(results / "tiny/bua/answers_bua_seed1.parquet")
+    assert {"key_behaviours", "patterns", "summary", "predicted", "label"} <= set(full.columns) and len(full) == 16
+    assert "summary" not in pd.read_parquet(results / "tiny/bua/answers_bua_no_stage2_seed1.parquet").columns
 
 
 def test_behaviorlm_stages_and_tables(tiny_run):
