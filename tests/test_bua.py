@@ -241,13 +241,13 @@ def test_dialogue_goes_easy_to_hard_and_answers_never_see_the_target():
     other = Context(Query("u", 9, history, 1, 23 * 60 + 30, "news"), future=ctx.future)
     changed = {k for k, v in answers(other, {"news": 0.5}, 3).items() if v != answers(ctx, {"news": 0.5}, 3)[k]}
     assert changed == {"predict"}  # only the final round's answer is the label
-    msgs = dialogue(ctx, ref, "<unk>", 3, 2, ["golf", "news"])
+    msgs = dialogue(ctx, ref, "<unk>", 3, 2)
     asked = [m["content"] for m in msgs if m["role"] == "user"]
     assert [q.splitlines()[-1][:12] for q in asked] == ["Identify the", "Which recurr", "Summarise th",
                                                          "The next eve"]
     assert asked[0].count("<unk>") == 3 and all("<unk>" not in q for q in asked[1:])
     assert msgs[-1] == {"role": "assistant", "content": "golf"}
-    partial = dialogue(ctx, {}, "<unk>", 3, 2, None, replies={"key_behaviours": "k"})
+    partial = dialogue(ctx, {}, "<unk>", 3, 2, replies={"key_behaviours": "k"})
     assert partial[-1]["role"] == "user" and "recurring" in partial[-1]["content"]  # stops at its next question
 
 
@@ -261,9 +261,9 @@ def test_stage_two_weights_balance_rounds_unless_the_ablation_turns_it_off(tiny)
     split = make_split(n_users=8, events=40)
     train = split[split["split"] == "train"]
     contexts = contexts_of(train, train["event_idx"] % 9 == 5, 10, with_future=True)[:3]
-    labels, shares = labels_and_shares(split)
+    _, shares = labels_and_shares(split)
     states = np.zeros((3, 3, 16), np.float32)
-    common = dict(shares=shares, labels=labels, placeholder="<unk>", positions=3, text_events=3, max_length=2048,
+    common = dict(shares=shares, placeholder="<unk>", positions=3, text_events=3, max_length=2048,
                   seed=1, rounds=tuple(ROUNDS_ALL))
     balanced = stage_examples(2, tok, contexts, states, balance=True, **common)
     plain = stage_examples(2, tok, contexts, states, balance=False, **common)

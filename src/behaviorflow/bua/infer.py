@@ -112,11 +112,11 @@ def understand_and_score(model: BuaModel, contexts, states: np.ndarray, labels: 
 
     replies: list[dict[str, str]] = [{} for _ in contexts]
     for task in rounds:
-        prompts = [prompt_ids(model.tok, dialogue(c, {}, model.placeholder, positions, text_events, labels,
+        prompts = [prompt_ids(model.tok, dialogue(c, {}, model.placeholder, positions, text_events,
                                                   rounds=rounds, replies=r)) for c, r in zip(contexts, replies)]
         for r, text in zip(replies, model.generate(prompts, states, max_new_tokens, desc=f"{desc} {task}")):
             r[task] = text
-    final = [dialogue(c, {}, model.placeholder, positions, text_events, labels, rounds=rounds, replies=r)
+    final = [dialogue(c, {}, model.placeholder, positions, text_events, rounds=rounds, replies=r)
              for c, r in zip(contexts, replies)]
     cands = candidate_ids(model.tok, final[0], labels)
     scores = model.score([prompt_ids(model.tok, m) for m in final], states, cands, desc=f"{desc} labels")

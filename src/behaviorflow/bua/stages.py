@@ -111,7 +111,7 @@ def _draw(n_items: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_items, n, replace=False))
 
 
-def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray, *, shares: dict, labels: list[str],
+def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray, *, shares: dict,
                    placeholder: str, positions: int, text_events: int, max_length: int, seed: int,
                    rounds: tuple[str, ...] = ROUNDS, balance: bool = True, drafts: dict | None = None) -> list:
     """Tokenised examples of one stage, each carrying its encoder states.
@@ -130,9 +130,9 @@ def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray,
             task = STAGE1_TASKS[order[i % len(order)]]
             msgs = stage1_messages(ctx, task, ref[task], placeholder, positions)
         elif stage == 2:
-            msgs = dialogue(ctx, ref, placeholder, positions, text_events, labels, rounds=rounds)
+            msgs = dialogue(ctx, ref, placeholder, positions, text_events, rounds=rounds)
         else:
-            msgs = reflection(ctx, ref, drafts[ctx.key], placeholder, positions, text_events, labels)
+            msgs = reflection(ctx, ref, drafts[ctx.key], placeholder, positions, text_events)
         ex = encode_chat(tok, msgs, max_length)
         if ex is None or sum(t == tok.convert_tokens_to_ids(placeholder) for t in ex.input_ids) != positions:
             dropped += 1
@@ -174,7 +174,7 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
         raise ValueError("stage 3 refines the stage-2 model: it needs its adapter and the reflection pool")
     settings = _stage_settings(bua, stage, seed)
     split, samples = load_samples(split_path, states_path, bua["window"], ("train", "val"))
-    labels, shares = labels_and_shares(split)
+    _, shares = labels_and_shares(split)
     tok = AutoTokenizer.from_pretrained(model_dir)
     placeholder, placeholder_id = placeholder_token(tok, bua["placeholder"])
     contexts, states = samples["train"]
@@ -186,7 +186,7 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
         keep = [i for i, c in enumerate(contexts) if c.key in drafts]
     else:
         keep = _draw(len(contexts), bua[f"stage{stage}"]["examples"], seed * 10 + stage).tolist()
-    common = dict(shares=shares, labels=labels, placeholder=placeholder, positions=bua["positions"],
+    common = dict(shares=shares, placeholder=placeholder, positions=bua["positions"],
                   text_events=bua["text_events"], max_length=settings.max_length, seed=seed,
                   rounds=tuple(variant["rounds"]), balance=variant["balance"])
     train = stage_examples(stage, tok, [contexts[i] for i in keep], states[keep], drafts=drafts, **common)
@@ -214,7 +214,7 @@ def bua_reflect(split_path, states_path, model_dir, adapter_dir, out_path, *, bu
     from behaviorflow.lm.scoring import prompt_ids
 
     split, samples = load_samples(split_path, states_path, bua["window"], ("train",))
-    labels, shares = labels_and_shares(split)
+    _, shares = labels_and_shares(split)
     contexts, states = samples["train"]
     keep = _draw(len(contexts), bua["stage3"]["pool"], seed * 10 + 3)
     model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
@@ -222,7 +222,7 @@ def bua_reflect(split_path, states_path, model_dir, adapter_dir, out_path, *, bu
     for i in keep:
         ref = answers(contexts[i], shares, bua["positions"])
         known = {k: ref[k] for k in variant["rounds"] if k != "summary"}
-        msgs = dialogue(contexts[i], known, model.placeholder, bua["positions"], bua["text_events"], labels,
+        msgs = dialogue(contexts[i], known, model.placeholder, bua["positions"], bua["text_events"],
                         rounds=(*[r for r in variant["rounds"] if r != "summary"], "summary"))
         prompts.append(prompt_ids(model.tok, msgs))
         refs.append(ref["summary"])

@@ -71,7 +71,7 @@ def contexts_of(events: pd.DataFrame, targets: pd.Series, window: int, with_futu
         return [Context(q) for q in queries]
     rows = {}
     for uid, g in in_order(events).groupby("user_id", sort=True):
-        minute = (g["weekday"].to_numpy() * 1440 + g["slot"].to_numpy()).astype(np.int64)
+        minute = g["weekday"].to_numpy().astype(np.int64) * 1440 + g["slot"].to_numpy().astype(np.int64)
         ts = pd.to_datetime(g["ts"]).to_numpy() if "ts" in g else None
         rows[str(uid)] = ({int(e): i for i, e in enumerate(g["event_idx"])}, minute, ts,
                           list(g[["weekday", "slot", "location", "behavior"]].itertuples(index=False, name=None)))
@@ -202,12 +202,14 @@ def stage1_messages(ctx: Context, task: str, answer: str, placeholder: str, posi
 
 
 def dialogue(ctx: Context, ref: dict[str, str], placeholder: str, positions: int, text_events: int,
-             labels: list[str] | None, rounds: tuple[str, ...] = ROUNDS, final: str | None = "predict",
+             rounds: tuple[str, ...] = ROUNDS, final: str | None = "predict",
              replies: dict[str, str] | None = None) -> list[dict]:
     """Stage 2's multi-round dialogue: the sequence (embeddings + recent events as text) opens the
     first round, then `rounds` in order, then the `final` round. `replies` replaces reference answers
-    (the model's own, at inference); a round missing from both ends the dialogue at its question."""
-    system = SYSTEM + (f" Behaviours: {', '.join(labels)}." if labels else "")
+    (the model's own, at inference); a round missing from both ends the dialogue at its question.
+    The label list is not in the prompt (BehaviorLM's zero-shot row needs it, a tuned model does not,
+    and the scorer ranks every label anyway): it would double every prompt."""
+    system = SYSTEM
     head = sequence_block(placeholder, positions, ctx, text_events) + "\n"
     out = [{"role": "system", "content": system}]
     for task in [*rounds, *([final] if final else [])]:
@@ -220,11 +222,11 @@ def dialogue(ctx: Context, ref: dict[str, str], placeholder: str, positions: int
     return out
 
 
-def reflection(ctx: Context, ref: dict[str, str], draft: str, placeholder: str, positions: int, text_events: int,
-               labels: list[str] | None) -> list[dict]:
+def reflection(ctx: Context, ref: dict[str, str], draft: str, placeholder: str, positions: int,
+               text_events: int) -> list[dict]:
     """Stage 3's example: the dialogue's first rounds, a weak earlier summary to review, its
     correction (the reference), then the final round."""
-    msgs = dialogue(ctx, ref, placeholder, positions, text_events, labels, rounds=ROUNDS[:-1], final=None)
+    msgs = dialogue(ctx, ref, placeholder, positions, text_events, rounds=ROUNDS[:-1], final=None)
     msgs += [{"role": "user", "content": question("reflect", ctx, positions, draft)},
              {"role": "assistant", "content": ref["summary"]},
              {"role": "user", "content": question("predict", ctx, positions)},
