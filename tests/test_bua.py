@@ -275,3 +275,22 @@ def test_stage_two_weights_balance_rounds_unless_the_ablation_turns_it_off(tiny)
                 per_round[r] = per_round.get(r, 0.0) + w
         assert len(per_round) == 4 and np.allclose(list(per_round.values()), sum(per_round.values()) / 4)
         assert ex.extra[STATES].shape == (3, 16)
+
+
+def test_a_stage_runs_data_parallel_under_torchrun(curriculum, tmp_path):
+    """bua.processes = 2: stage 2 under torchrun (2 gloo processes, batch 2 each) gives the loss curve
+    of one process with batch 4 (the round-balanced weights and the states sharded with the batch)."""
+    import json
+
+    from behaviorflow.behaviorlm.launch import bua_stage
+
+    paths, _, _ = curriculum
+    tuning = {**BUA["tuning"], "dropout": 0.0, "eval_steps": 100}
+    common = dict(stage=2, split_path=str(paths["split"]), states_path=str(paths["states"]),
+                  model_dir=str(paths["model"]), seed=1, variant={"rounds": ROUNDS_ALL, "balance": True},
+                  init_from=str(paths["dir"] / "s1"), threads=2)
+    bua_stage(1, out_dir=str(tmp_path / "one"), bua={**BUA, "tuning": {**tuning, "batch_size": 4}}, **common)
+    bua_stage(2, out_dir=str(tmp_path / "two"), bua={**BUA, "tuning": {**tuning, "batch_size": 2}}, **common)
+    one, two = (json.loads((tmp_path / d / "training_report.json").read_text()) for d in ("one", "two"))
+    assert one["processes"] == 1 and two["processes"] == 2
+    assert two["losses"] == pytest.approx(one["losses"], abs=2e-3) and two["tokens"] == one["tokens"]

@@ -2,7 +2,8 @@
 # dataset and embedding kind), the three-stage curriculum on lm.tuning (stage 1: projector; stage 2:
 # projector + LoRA on the multi-round dialogue; stage 3: LoRA on reflections of the weakest
 # summaries), and the rows scored on table 5's LLM test queries. `arm` names a stage-2 variant
-# (BUA_ARMS in inputs/bua.smk); every training stage is GPU-tagged.
+# (BUA_ARMS in inputs/bua.smk); every training stage is GPU-tagged, and with bua.processes > 1
+# runs under torchrun and asks for that many GPUs.
 
 
 rule bua_states:
@@ -48,9 +49,10 @@ rule bua_stage1:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
-        gpu=config["resources"]["gpu"],
+        gpu=config["resources"]["gpu"] * BUA["processes"],
     params:
         code=library_code("bua_stage"),
+        processes=BUA["processes"],
         stage=1,
         bua=BUA_SETTINGS,
         variant={"rounds": BUA_ROUNDS, "balance": True},
@@ -77,9 +79,10 @@ rule bua_stage2:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
-        gpu=config["resources"]["gpu"],
+        gpu=config["resources"]["gpu"] * BUA["processes"],
     params:
         code=library_code("bua_stage"),
+        processes=BUA["processes"],
         stage=2,
         bua=BUA_SETTINGS,
         variant=lambda wildcards: bua_variant(wildcards.arm),
@@ -142,9 +145,10 @@ rule bua_stage3:
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
-        gpu=config["resources"]["gpu"],
+        gpu=config["resources"]["gpu"] * BUA["processes"],
     params:
         code=library_code("bua_stage"),
+        processes=BUA["processes"],
         stage=3,
         bua=BUA_SETTINGS,
         variant=lambda wildcards: bua_variant(wildcards.arm),

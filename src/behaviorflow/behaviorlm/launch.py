@@ -1,29 +1,30 @@
-"""Run a BehaviorLM training stage in this process, or data-parallel over N processes with torch
-DDP (`torchrun`): `behaviorlm.processes` in config. The stage's keyword arguments travel as JSON;
-every process runs the same stage, `lm.tuning.tune` (transformers.Trainer) shards the batches and
-only rank 0 writes the outputs.
+"""Run a training stage (BehaviorLM's A- and B-tuning, BUA's curriculum stages) in this process, or
+data-parallel over N processes with torch DDP (`torchrun`): `behaviorlm.processes` / `bua.processes`
+in config. The stage's keyword arguments travel as JSON; every process runs the same stage,
+`lm.tuning.tune` (transformers.Trainer) shards the batches and only rank 0 writes the outputs.
 
     python -m torch.distributed.run --standalone --nproc_per_node=N -m behaviorflow.behaviorlm.launch STAGE JSON
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 
-STAGES = ("atune", "btune")
+STAGES = {"atune": "behaviorflow.behaviorlm.stages:atune", "btune": "behaviorflow.behaviorlm.stages:btune",
+          "bua_stage": "behaviorflow.bua.stages:train_stage"}
 
 
 def run_stage(stage: str, processes: int = 1, **kwargs) -> None:
-    """`stages.<stage>(**kwargs)` here, or under torchrun with `processes` processes."""
+    """The stage function's call with `kwargs` here, or under torchrun with `processes` processes."""
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {STAGES}")
+        raise ValueError(f"unknown stage {stage!r}; choose one of {sorted(STAGES)}")
     if processes <= 1 or "WORLD_SIZE" in os.environ:
-        from behaviorflow.behaviorlm import stages
-
-        getattr(stages, stage)(**kwargs)
+        module, name = STAGES[stage].split(":")
+        getattr(importlib.import_module(module), name)(**kwargs)
         return
     env = dict(os.environ)
     if kwargs.get("threads"):  # the job's threads shared among its processes
@@ -42,6 +43,11 @@ def behaviorlm_atune(processes: int = 1, **kwargs) -> None:
 def behaviorlm_btune(processes: int = 1, **kwargs) -> None:
     """Rule behaviorlm_btune: `stages.btune`, data-parallel when processes > 1."""
     run_stage("btune", processes, **kwargs)
+
+
+def bua_stage(processes: int = 1, **kwargs) -> None:
+    """Rules bua_stage1, bua_stage2, bua_stage3: `bua.stages.train_stage`, data-parallel when processes > 1."""
+    run_stage("bua_stage", processes, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,8 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
                   init_from=init_from)
     report.update(stage=stage, freeze=list(FREEZE[stage]), variant=variant, placeholder=placeholder,
                   encoder_dims=int(states.shape[-1]), positions=bua["positions"])
-    (Path(out_dir) / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if int(os.environ.get("RANK", "0")) == 0:  # under DDP, one writer
+        (Path(out_dir) / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

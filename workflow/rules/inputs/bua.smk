@@ -20,11 +20,36 @@ BUA_ROUNDS = ["key_behaviours", "patterns", "summary"]
 # stage-2 model): the embedding the encoder gives, whether stage 1 ran first, stage 2's
 # understanding rounds, the round-balanced loss, and whether stage 3 follows.
 BUA_ARMS = {
-    "full": {"embedding": "sequence", "stage1": True, "rounds": BUA_ROUNDS, "balance": True},
-    "no_stage1": {"embedding": "sequence", "stage1": False, "rounds": BUA_ROUNDS, "balance": True},
-    "no_stage2": {"embedding": "sequence", "stage1": True, "rounds": [], "balance": True},
-    "no_balance": {"embedding": "sequence", "stage1": True, "rounds": BUA_ROUNDS, "balance": False},
-    "item_emb": {"embedding": "item", "stage1": True, "rounds": BUA_ROUNDS, "balance": True},
+    "full": {
+        "embedding": "sequence",
+        "stage1": True,
+        "rounds": BUA_ROUNDS,
+        "balance": True,
+    },
+    "no_stage1": {
+        "embedding": "sequence",
+        "stage1": False,
+        "rounds": BUA_ROUNDS,
+        "balance": True,
+    },
+    "no_stage2": {
+        "embedding": "sequence",
+        "stage1": True,
+        "rounds": [],
+        "balance": True,
+    },
+    "no_balance": {
+        "embedding": "sequence",
+        "stage1": True,
+        "rounds": BUA_ROUNDS,
+        "balance": False,
+    },
+    "item_emb": {
+        "embedding": "item",
+        "stage1": True,
+        "rounds": BUA_ROUNDS,
+        "balance": True,
+    },
 }
 # Each BUA row: the adapter it predicts with (stage 3 refines stage 2's summaries, so the rows
 # without stage-2 understanding rounds, and w/o stage 3, predict with the stage-2 model).

@@ -88,7 +88,9 @@ def get_leaderboard_inputs(wildcards):
     }
     if BLM_DATASETS:  # table 5's rows: the LLM row set
         inputs["llm_parts"] = get_llm_table_inputs(wildcards, "table5")["parts"]
-        inputs["llm_parts"] += bua_parts(["bua"])  # BUA beside them, on the same queries
+        inputs["llm_parts"] += bua_parts(
+            ["bua"]
+        )  # BUA beside them, on the same queries
     for dataset in DATASETS:
         inputs["parts"] += _pretrained("csv", dataset)
         inputs[f"structure_{dataset}"] = f"results/{dataset}/structure.json"
