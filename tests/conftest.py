@@ -45,7 +45,8 @@ TINY_CONFIG = {
                               "bf16": False, "layers": 0, "target_modules": ["q_proj", "v_proj"]},
                    "btune": {"max_steps": 1}},
     # BUA's states, three stages, reflection pool and rows of tables 7 and 9 on the same tiny model
-    "bua": {"seeds": [1], "window": 8, "positions": 3, "text_events": 3, "pool": 24, "val": 4,
+    # (no_balance differs from bua by a flag only: left out to keep the suite short)
+    "bua": {"seeds": [1], "ablations": ["no_stage1", "no_stage2", "no_stage3", "item_emb"], "window": 8, "positions": 3, "text_events": 3, "pool": 24, "val": 4,
             "understanding_tokens": 6, "dtype": "float32", "stage1": {"examples": 8}, "stage2": {"examples": 8},
             "stage3": {"examples": 3, "pool": 6, "max_new_tokens": 6},
             "tuning": {"max_steps": 2, "batch_size": 4, "max_length": 2048, "eval_steps": 1, "patience": 0,

@@ -210,8 +210,7 @@ def test_bua_curriculum_and_tables(tiny_run):
     results, models = tiny_run / "results", tiny_run / "models/bua/tiny"
     table7, table9 = pd.read_csv(results / "table7.csv"), pd.read_csv(results / "table9.csv")
     assert {"bua", "llm_full_ft", "behaviorlm", "sasrec", "bert4rec", "markov1"} <= set(table7["model"])
-    assert set(table9["model"]) == {"bua", "bua_no_stage1", "bua_no_stage2", "bua_no_stage3", "bua_no_balance",
-                                    "bua_item_emb"}
+    assert set(table9["model"]) == {"bua", "bua_no_stage1", "bua_no_stage2", "bua_no_stage3", "bua_item_emb"}
     assert set(table7["queries"]) == set(pd.read_csv(results / "table5.csv")["queries"]) == {16}
     for table in ("table7", "table9"):
         page = (results / f"{table}.md").read_text()
