@@ -116,5 +116,5 @@ def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: boo
 def tiny_run(tmp_path_factory) -> Path:
     """The tiny simulated config run to its deepest targets once per session."""
     work = make_workdir(tmp_path_factory.mktemp("tiny"), TINY_CONFIG)
-    run_snakemake(work)
+    run_snakemake(work, timeout=2400)  # a hang guard: every stage of all three papers runs here
     return work

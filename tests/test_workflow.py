@@ -58,7 +58,7 @@ def test_rerun_from_scratch_gives_identical_files(tiny_run):
     before = _hashes(tiny_run)
     assert any(k.startswith("results/") for k in before) and any(k.endswith(".pt") for k in before)
     assert {"reports/table3.html", "reports/tiny_fidelity_privacy.ipynb", "reports/figures/table3.png"} <= set(before)
-    run_snakemake(tiny_run, "--forceall")
+    run_snakemake(tiny_run, "--forceall", timeout=2400)
     assert _hashes(tiny_run) == before
 
 
@@ -304,7 +304,7 @@ def test_dag_does_not_grow_with_users(tmp_path):
 
 def _audit(workdir, *args):
     return subprocess.run([sys.executable, "-m", "behaviorflow.audit", *args], cwd=workdir, capture_output=True,
-                          text=True, env=child_env(), timeout=900)
+                          text=True, env=child_env(), timeout=2400)
 
 
 def test_auditor_regenerates_everything_and_every_hash_matches(tiny_run):
