@@ -18,12 +18,13 @@ STAGES = {"atune": "behaviorflow.behaviorlm.stages:atune", "btune": "behaviorflo
           "bua_stage": "behaviorflow.bua.stages:train_stage"}
 
 
-def run_stage(stage: str, processes: int = 1, **kwargs) -> None:
-    """The stage function's call with `kwargs` here, or under torchrun with `processes` processes."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; choose one of {sorted(STAGES)}")
+def run_stage(entry: str, processes: int = 1, **kwargs) -> None:
+    """The stage function `STAGES[entry]` called with `kwargs` here, or under torchrun with
+    `processes` processes."""
+    if entry not in STAGES:
+        raise ValueError(f"unknown stage {entry!r}; choose one of {sorted(STAGES)}")
     if processes <= 1 or "WORLD_SIZE" in os.environ:
-        module, name = STAGES[stage].split(":")
+        module, name = STAGES[entry].split(":")
         getattr(importlib.import_module(module), name)(**kwargs)
         return
     env = dict(os.environ)
@@ -31,7 +32,7 @@ def run_stage(stage: str, processes: int = 1, **kwargs) -> None:
         kwargs = {**kwargs, "threads": max(1, int(kwargs["threads"]) // processes)}
         env["OMP_NUM_THREADS"] = str(kwargs["threads"])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "behaviorflow.behaviorlm.launch", stage, json.dumps(kwargs, default=str)]
+           "-m", "behaviorflow.behaviorlm.launch", entry, json.dumps(kwargs, default=str)]
     subprocess.run(cmd, env=env, check=True)
 
 
@@ -51,8 +52,8 @@ def bua_stage(processes: int = 1, **kwargs) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stage, payload = (argv or sys.argv[1:])[:2]
-    run_stage(stage, **json.loads(payload))
+    entry, payload = (argv or sys.argv[1:])[:2]
+    run_stage(entry, **json.loads(payload))
 
 
 if __name__ == "__main__":
