@@ -12,8 +12,9 @@ from conftest import TINY_CONFIG, child_env, make_workdir
 from slurm_cluster import Cluster, install, job_records, missing_binaries
 
 MODEL_RULES = {"pretrain_predictor", "finetune_predictor", "generate_ablation", "tune_generator", "behaviorlm_atune",
-               "behaviorlm_tail_first", "behaviorlm_score_pool", "behaviorlm_btune", "behaviorlm_predict"}
-SUBMIT_LIMIT_S = 1500  # the whole submission; `timeout -k` ends a hang instead of CI's limit
+               "behaviorlm_tail_first", "behaviorlm_score_pool", "behaviorlm_btune", "behaviorlm_predict",
+               "bua_stage1", "bua_stage2", "bua_reflect", "bua_stage3", "bua_predict"}
+SUBMIT_LIMIT_S = 2400  # the whole submission; `timeout -k` ends a hang instead of CI's limit
 
 
 @pytest.fixture(scope="module")
