@@ -87,15 +87,12 @@ class BuaModel:
               desc: str | None = None) -> np.ndarray:
         """[n_prompts, n_candidates] label log-likelihoods (`lm.scoring.score_labels`) with the states
         scattered into each prompt; the shared prefix stops before the first placeholder."""
-        import torch
-
         from behaviorflow.lm.scoring import score_labels
 
         first = min(p.index(self.placeholder_id) for p in prompts)
-        device = next(self.model.parameters()).device
 
         def embed(rows, ids):
-            return self.embed(ids, torch.as_tensor(states[rows.start:rows.stop], device=device))
+            return self.embed(ids, states[rows.start:rows.stop])
 
         return score_labels(self.model, prompts, cands, self.tok.pad_token_id, progress=desc, embed=embed,
                             prefix_limit=first)

@@ -107,9 +107,10 @@ def labels_and_shares(split: pd.DataFrame) -> tuple[list[str], dict[str, float]]
 
 
 def _draw(n_items: int, n: int, seed: int) -> np.ndarray:
-    if n >= n_items:
-        return np.arange(n_items)
-    return np.sort(np.random.default_rng(seed).choice(n_items, n, replace=False))
+    """Indices of BehaviorLM's seeded draw (`behaviorlm.data.draw`) of `n` of `n_items` samples."""
+    from behaviorflow.behaviorlm.data import draw
+
+    return np.array(draw(list(range(n_items)), n, seed), dtype=np.int64)
 
 
 def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray, *, shares: dict,
