@@ -44,10 +44,12 @@ TINY_CONFIG = {
                    "tuning": {"max_steps": 2, "batch_size": 4, "max_length": 1024, "eval_steps": 1, "patience": 0,
                               "bf16": False, "layers": 0, "target_modules": ["q_proj", "v_proj"]},
                    "btune": {"max_steps": 1}},
-    # BUA's states, three stages, reflection pool and rows of tables 7 and 9 on the same tiny model
+    # BUA's states, three stages, reflection pool, rows of tables 7 and 9 and days of tables 8-9 on the tiny model
     # (no_balance differs from bua by a flag only: left out to keep the suite short)
     "bua": {"seeds": [1], "ablations": ["no_stage1", "no_stage2", "no_stage3", "item_emb"], "window": 8, "positions": 3, "text_events": 3, "pool": 24, "val": 4,
-            "understanding_tokens": 6, "dtype": "float32", "stage1": {"examples": 8}, "stage2": {"examples": 8},
+            "understanding_tokens": 6, "dtype": "float32", "stage1": {"examples": 8},
+            "stage2": {"examples": 8, "generation_examples": 3},
+            "generation": {"users": 4, "train_days": 6, "max_new_tokens": 160, "batch_size": 4},
             "stage3": {"examples": 3, "pool": 6, "max_new_tokens": 6},
             "tuning": {"max_steps": 2, "batch_size": 4, "max_length": 2048, "eval_steps": 1, "patience": 0,
                        "bf16": False, "layers": 0, "target_modules": ["q_proj", "v_proj"]}},

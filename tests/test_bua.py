@@ -92,7 +92,9 @@ ROUNDS_ALL = ["key_behaviours", "patterns", "summary"]
 BUA = {"window": 10, "positions": 3, "text_events": 3, "placeholder": "auto", "understanding_tokens": 6,
        "tuning": {"rank": 2, "alpha": 4, "layers": 0, "max_length": 1024, "batch_size": 4, "epochs": 1, "bf16": False,
                   "eval_steps": 2, "patience": 0, "save_steps": 100, "learning_rate": 0.01, "warmup_ratio": 0.0},
-       "stage1": {"examples": 8}, "stage2": {"examples": 8}, "stage3": {"pool": 6, "examples": 3, "max_new_tokens": 6}}
+       "stage1": {"examples": 8}, "stage2": {"examples": 8, "generation_examples": 3},
+       "stage3": {"pool": 6, "examples": 3, "max_new_tokens": 6},
+       "generation": {"users": 2, "train_days": 6, "max_new_tokens": 120, "batch_size": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def curriculum(tmp_path_factory, tiny):
     torch.save(encoder.state_dict(), d / "encoder.pt")
     counts = stages.bua_states(d / "split.parquet", d / "encoder.pt", d / "states.npz", predictors=predictors,
                                slot_minutes=30, window=10, positions=3, pool=20, pool_seed=1, val=4, queries=6,
-                               query_seed=2)
+                               query_seed=2, generation=BUA["generation"])
     variant = {"rounds": ROUNDS_ALL, "balance": True}
     common = dict(bua=BUA, seed=1, variant=variant)
     paths = {"split": d / "split.parquet", "states": d / "states.npz", "model": tiny[0], "dir": d}
@@ -142,7 +144,7 @@ def _same(a, b):
 
 def test_each_stage_trains_exactly_what_the_paper_unfreezes(curriculum):
     paths, reports, counts = curriculum
-    assert counts == {"train": 20, "val": 4, "test": 6}
+    assert counts == {"train": 20, "val": 4, "test": 6, "gen_train": 6, "gen_test": 2}
     assert [reports[s]["freeze"] for s in (1, 2, 3)] == [["projector"], ["projector", "lora"], ["lora"]]
     (p1, l1), (p2, l2), (p3, l3) = (_weights(paths["dir"] / f"s{s}") for s in (1, 2, 3))
     assert all(not v.any() for k, v in l1.items() if "lora_B" in k)  # stage 1: the adapter never moved
@@ -286,11 +288,142 @@ def test_a_stage_runs_data_parallel_under_torchrun(curriculum, tmp_path):
 
     paths, _, _ = curriculum
     tuning = {**BUA["tuning"], "dropout": 0.0, "eval_steps": 100}
+    stage2 = {**BUA["stage2"], "generation_examples": 0}  # 8 dialogues: no sample padded onto a process
     common = dict(stage=2, split_path=str(paths["split"]), states_path=str(paths["states"]),
                   model_dir=str(paths["model"]), seed=1, variant={"rounds": ROUNDS_ALL, "balance": True},
                   init_from=str(paths["dir"] / "s1"), threads=2)
-    bua_stage(1, out_dir=str(tmp_path / "one"), bua={**BUA, "tuning": {**tuning, "batch_size": 4}}, **common)
-    bua_stage(2, out_dir=str(tmp_path / "two"), bua={**BUA, "tuning": {**tuning, "batch_size": 2}}, **common)
+    bua_stage(1, out_dir=str(tmp_path / "one"), bua={**BUA, "stage2": stage2, "tuning": {**tuning, "batch_size": 4}},
+              **common)
+    bua_stage(2, out_dir=str(tmp_path / "two"), bua={**BUA, "stage2": stage2, "tuning": {**tuning, "batch_size": 2}},
+              **common)
     one, two = (json.loads((tmp_path / d / "training_report.json").read_text()) for d in ("one", "two"))
     assert one["processes"] == 1 and two["processes"] == 2
     assert two["losses"] == pytest.approx(one["losses"], abs=2e-3) and two["tokens"] == one["tokens"]
+
+
+# --- one-day generation (table 8) ---------------------------------------------------------------------
+
+
+def test_generation_days_are_whole_days_after_the_history():
+    """Test users' day: the first day after the support, all of it query events; training days have
+    at least `window` events before them; each sample's real day is every event of that date."""
+    from test_behaviorlm import make_split
+
+    from behaviorflow.bua.days import day_keys, real_days
+
+    split = make_split(n_users=8, events=40)
+    test_keys = day_keys(split, "test", 10, 10, seed=1)
+    assert len(test_keys) == 2 and len({u for u, _ in test_keys}) == 2  # one day per test user
+    for user, idx in test_keys:
+        ev = split[split["user_id"] == user].sort_values("event_idx")
+        first = ev[ev["event_idx"] == idx].iloc[0]
+        assert first["part"] == "query" and first["ts"].date() > ev.loc[ev["part"] == "support", "ts"].max().date()
+        before = ev[ev["event_idx"] < idx]
+        assert before["ts"].max().date() < first["ts"].date()  # the first event of its date
+    train_keys = day_keys(split, "train", 10, 50, seed=1)
+    assert train_keys and all(idx >= 10 for _, idx in train_keys)
+    three = day_keys(split, "train", 10, 3, seed=1)
+    assert three == day_keys(split, "train", 10, 3, seed=1) and set(three) < set(train_keys)  # a seeded draw
+    days = real_days(split, test_keys)
+    for user, idx in test_keys:
+        date = split.loc[(split["user_id"] == user) & (split["event_idx"] == idx), "ts"].iloc[0].date()
+        whole = split[(split["user_id"] == user) & (split["ts"].dt.date == date)]
+        assert sorted(days.loc[days["user_id"] == user, "event_idx"]) == sorted(whole["event_idx"])
+
+
+def test_stage_two_generation_dialogue_ends_in_the_real_day(tiny):
+    """The generation round's answer is the day's events as BehaviorGen's lines (they parse under
+    BehaviorGen's one-day parser), after the same understanding rounds as prediction."""
+    import datetime as dt
+
+    from test_behaviorlm import make_split
+
+    from behaviorflow.behaviorgen.prompts import WeekRequest
+    from behaviorflow.behaviorgen.responses import parse_response
+    from behaviorflow.bua.days import day_keys
+    from behaviorflow.bua.stages import labels_and_shares, stage_examples
+    from behaviorflow.bua.tasks import answers, contexts_of, day_answer, dialogue
+
+    _, tok = tiny
+    split = make_split(n_users=8, events=40)
+    keys = set(day_keys(split, "train", 10, 4, seed=1))
+    mask = split.apply(lambda r: (r["user_id"], r["event_idx"]) in keys, axis=1)
+    contexts = contexts_of(split, mask, 10, with_future=True, horizon="day")
+    assert len(contexts) == 4 and all(c.future and c.future[0][3] == c.query.label for c in contexts)
+    _, shares = labels_and_shares(split)
+    for ctx in contexts:
+        ref = {**answers(ctx, shares, 3), "generate": day_answer(ctx)}
+        msgs = dialogue(ctx, ref, "<unk>", 3, 3, final="generate")
+        assert "next day" in msgs[-2]["content"] and msgs[-1]["content"] == ref["generate"]
+        day = dt.date(2024, 3, 4) + dt.timedelta(days=(ctx.query.weekday - 0) % 7)
+        parsed = parse_response(msgs[-1]["content"], WeekRequest("u", day, n_days=1), {"z0", "z1", "z2"},
+                                set(shares))
+        assert parsed.valid and len(parsed.events) == len(ctx.future)
+    examples = stage_examples(2, tok, contexts, np.zeros((4, 3, 16), np.float32), shares=shares,
+                              placeholder="<unk>", positions=3, text_events=3, max_length=2048, seed=1,
+                              rounds=tuple(ROUNDS_ALL), final="generate")
+    assert len(examples) == 4 and all(len(set(r for r in e.rounds if r >= 0)) == 4 for e in examples)
+
+
+def test_bua_generation_parses_under_the_one_day_grammar(curriculum, tmp_path):
+    """BUA's day for each sampled test user: the understanding rounds, then the day sampled under the
+    event grammar; every answer parses as that one day, within its cap, and the fidelity rows
+    carry the nine metrics of BUA's Table 2."""
+    import pandas as pd
+
+    from behaviorflow.behaviorgen.prompts import WeekRequest
+    from behaviorflow.behaviorgen.responses import parse_response
+    from behaviorflow.bua.days import METRICS
+    from behaviorflow.bua.infer import bua_generate
+
+    paths, _, _ = curriculum
+    profiles = pd.DataFrame({"user_id": [f"u{u}" for u in range(8)], "summary": "a user"})
+    profiles.to_parquet(tmp_path / "profiles.parquet")
+    out = {"days": tmp_path / "d.parquet", "answers": tmp_path / "a.parquet", "metrics": tmp_path / "m.csv"}
+    sampling = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 120}
+    rows = bua_generate(paths["split"], tmp_path / "profiles.parquet", paths["states"], paths["model"],
+                        paths["dir"] / "s3", out, dataset="tiny", method="bua", seed=1, bua=BUA,
+                        variant={"rounds": ROUNDS_ALL, "balance": True}, sampling=sampling, slot_minutes=30,
+                        top_zones=2)
+    answers, days = pd.read_parquet(out["answers"]), pd.read_parquet(out["days"])
+    assert len(answers) == 2 and list(answers.columns[2:5]) == ROUNDS_ALL
+    split = pd.read_parquet(paths["split"])
+    for user, idx, text in zip(answers["user_id"], answers["event_idx"], answers["day"]):
+        date = split.loc[(split["user_id"] == user) & (split["event_idx"] == idx), "ts"].iloc[0].date()
+        parsed = parse_response(text, WeekRequest(user, date, n_days=1), {"z1", "z2", "z_other"},
+                                set(split["behavior"]))
+        assert parsed.valid and parsed.events, text
+        mine = days[days["user_id"] == user]
+        assert len(mine) == len(parsed.events) and set(mine["ts"].dt.date) == {date}
+        assert len(mine) <= split[split["user_id"] == user].groupby(split["ts"].dt.date).size().max()
+    got = rows.set_index("metric")["value"]
+    assert set(METRICS) <= set(got.index) and got["days_generated"] == 2 and set(rows["days"]) == {2}
+    assert got[[m for m in METRICS if m.endswith(("tvd", "jsd"))]].between(0, 1).all()
+    again = bua_generate(paths["split"], tmp_path / "profiles.parquet", paths["states"], paths["model"],
+                         paths["dir"] / "s3", {k: tmp_path / f"again_{v.name}" for k, v in out.items()},
+                         dataset="tiny", method="bua", seed=1, bua=BUA, variant={"rounds": ROUNDS_ALL, "balance": True},
+                         sampling=sampling, slot_minutes=30, top_zones=2)
+    assert again.equals(rows)  # seeded: the same days again
+
+
+def test_day_fidelity_is_perfect_on_the_real_days_and_markov_writes_the_asked_day():
+    import pandas as pd
+    from test_behaviorlm import make_split
+
+    from behaviorflow.bua.days import day_keys, day_metrics, history_contexts, markov_days, real_days
+
+    split = make_split(n_users=8, events=40)
+    keys = day_keys(split, "test", 10, 10, seed=1)
+    real = real_days(split, keys)
+    same = day_metrics(real, real)
+    assert all(same[f"{s}_bleu"] == pytest.approx(1.0) for s in ("event", "timestamp", "location"))
+    assert all(same[k] == pytest.approx(0.0) for k in same if k.endswith(("tvd", "jsd")))
+    shifted = real.assign(location="z9")
+    assert day_metrics(real, shifted)["location_tvd"] == pytest.approx(1.0)
+    profiles = pd.DataFrame({"user_id": sorted(split["user_id"].unique()), "summary": "x"})
+    contexts = history_contexts(split, profiles, keys)
+    assert all(c.events["event_idx"].max() < idx for c, (_, idx) in zip(contexts, keys))
+    days = markov_days(split, contexts, alpha=5.0, seed=1, slot_minutes=30)
+    for ctx in contexts:
+        mine = days[days["user_id"] == ctx.user_id]
+        assert len(mine) and set(mine["ts"].dt.date) == {ctx.start}

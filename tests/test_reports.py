@@ -34,6 +34,7 @@ PAGES = {  # report page -> figures it must embed
     "table5": 1,
     "table6": 1,
     "table7": 1,
+    "table8": 1,
     "table9": 1,
     "leaderboard": 1,
 }

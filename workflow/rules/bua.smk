@@ -1,7 +1,8 @@
 # BUA (arXiv 2604.23578) and tables 7 and 9: the frozen pretrained SASRec's states (computed once per
 # dataset and embedding kind), the three-stage curriculum on lm.tuning (stage 1: projector; stage 2:
 # projector + LoRA on the multi-round dialogue; stage 3: LoRA on reflections of the weakest
-# summaries), and the rows scored on table 5's LLM test queries. `arm` names a stage-2 variant
+# summaries), the rows scored on table 5's LLM test queries, and one-day generation (table 8: BUA,
+# BehaviorGen and Markov write the next day of the same test users). `arm` names a stage-2 variant
 # (BUA_ARMS in inputs/bua.smk); every training stage is GPU-tagged, and with bua.processes > 1
 # runs under torchrun and asks for that many GPUs.
 
@@ -21,7 +22,10 @@ rule bua_states:
     threads: config["resources"]["threads"]
     params:
         code=library_code("bua_states"),
-        bua={k: BUA[k] for k in ("window", "positions", "pool", "pool_seed", "val")},
+        bua={
+            k: BUA[k]
+            for k in ("window", "positions", "pool", "pool_seed", "val", "generation")
+        },
         queries={k: BEHAVIORLM[k] for k in ("queries", "query_seed")},
         predictors=PRETRAIN_PARAMS,
         slot_minutes=config["slot_minutes"],
@@ -186,3 +190,67 @@ rule bua_predict:
         dtype=BUA["dtype"],
     script:
         "../scripts/bua_predict.py"
+
+
+rule bua_generate:
+    input:
+        unpack(get_bua_generate_inputs),
+    output:
+        days="results/{dataset}/bua/days/{method}_seed{seed}.parquet",
+        answers="results/{dataset}/bua/days/{method}_seed{seed}_answers.parquet",
+        metrics="results/{dataset}/parts/days/{method}_seed{seed}.csv",
+    log:
+        "logs/{dataset}/bua_generate_{method}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_generate_{method}_seed{seed}.tsv"
+    wildcard_constraints:
+        method="|".join(BUA_METHODS),
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("bua_generate"),
+        bua=BUA_SETTINGS,
+        variant=get_bua_predict_variant,
+        sampling=config["generation"]["behaviorgen"]["sampling"],
+        slot_minutes=config["slot_minutes"],
+        top_zones=get_top_zones,
+        device=BUA["device"],
+        dtype=BUA["dtype"],
+    script:
+        "../scripts/bua_generate.py"
+
+
+rule generate_days:
+    input:
+        unpack(get_day_generation_inputs),
+    output:
+        days="results/{dataset}/bua/days/{generator}_seed{seed}.parquet",
+        metrics="results/{dataset}/parts/days/{generator}_seed{seed}.csv",
+    log:
+        "logs/{dataset}/generate_days_{generator}_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/generate_days_{generator}_seed{seed}.tsv"
+    wildcard_constraints:
+        generator="markov|behaviorgen",
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=get_generation_gpus,
+    params:
+        code=library_code("generate_days"),
+        days=BUA_DAY_KEYS,
+        settings=get_generation_settings,
+        slot_minutes=config["slot_minutes"],
+        top_zones=get_top_zones,
+    script:
+        "../scripts/generate_days.py"

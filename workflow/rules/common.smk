@@ -150,12 +150,12 @@ BEHAVIORLM_SCORE = {
 BUA = config["bua"]
 BUA_DATASETS = BLM_DATASETS if BUA["datasets"] is None else sorted(BUA["datasets"])
 # The results tables rule all builds (table 4 only with the prompt ablation, tables 5-6 with
-# BehaviorLM datasets, 7 and 9 with BUA datasets) and the leaderboard.
+# BehaviorLM datasets, 7-9 with BUA datasets) and the leaderboard.
 TABLES = (
     ["table1", "table2", "table3"]
     + (["table4"] if ABLATION["variants"] else [])
     + (["table5", "table6"] if BLM_DATASETS else [])
-    + (["table7", "table9"] if BUA_DATASETS else [])
+    + (["table7", "table8", "table9"] if BUA_DATASETS else [])
     + ["leaderboard"]
 )
 # Splits whose users some generator sees; the others are the privacy holdout.

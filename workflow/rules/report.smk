@@ -81,7 +81,7 @@ rule table_report:
     log:
         "logs/report_{table}.log",
     wildcard_constraints:
-        table="table[1-79]|leaderboard",
+        table="table[1-9]|leaderboard",
     conda:
         "../envs/behaviorflow.yaml"
     params:

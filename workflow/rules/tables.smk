@@ -109,3 +109,28 @@ rule llm_table:
         ),
     script:
         "../scripts/llm_table.py"
+
+
+rule generation_table:
+    input:
+        unpack(lambda wildcards: get_bua_table_inputs(wildcards, "table8")),
+    output:
+        table=report(
+            "results/table8.csv",
+            caption="../report/generation_table.rst",
+            category="Tables",
+            subcategory="table8",
+        ),
+        summary="results/table8_summary.csv",
+        page="results/table8.md",
+        provenance="results/table8.provenance.json",
+    log:
+        "logs/table8.log",
+    conda:
+        "../envs/behaviorflow.yaml"
+    params:
+        code=library_code("generation_table"),
+        config=RESULT_CONFIG,
+        seeds=BUA_SEEDS,
+    script:
+        "../scripts/generation_table.py"

@@ -48,7 +48,7 @@ BG = "properties/generation/properties/behaviorgen"
 
 
 @dataclass
-@from_schema(BG, local=("sampling", "constrained", "max_per_day", "price_in_per_1k", "price_out_per_1k"),
+@from_schema(BG, local=("sampling", "constrained", "max_per_day", "price_in_per_1k", "price_out_per_1k", "days"),
              weeks="properties/generation/properties/weeks", seed="properties/generation/properties/seed",
              slot_minutes="properties/slot_minutes")
 class LLMGenerationSettings:
@@ -68,6 +68,7 @@ class LLMGenerationSettings:
     # the endpoint's prices, for the progress bar's running cost (the summary prices the data again)
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
+    days: int = 0  # > 0: one call of this many days from each context's start instead of weeks (table 8)
 
 
 def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLMGenerationSettings,
@@ -77,7 +78,9 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
     jobs = []  # (ctx, WeekRequest, messages, sampling)
     for ctx in contexts:
         sample = sample_events(ctx.events, settings.sample_days)
-        if segmented:
+        if settings.days:
+            reqs = [WeekRequest(ctx.user_id, ctx.start, n_days=settings.days)]
+        elif segmented:
             reqs = [WeekRequest(ctx.user_id, ctx.start + dt.timedelta(weeks=w)) for w in range(settings.weeks)]
         else:
             reqs = [WeekRequest(ctx.user_id, ctx.start, settings.weeks)]

@@ -77,12 +77,14 @@ class MarkovGenerator:
                     out[s] = out.get(s, 0.0) + self.alpha * c / pop_total
         return out
 
-    def generate(self, events: pd.DataFrame, start: dt.date, weeks: int, rng: np.random.Generator):
-        """Events (date, minutes, zone, behaviour) for `weeks` weeks from Monday `start`."""
+    def generate(self, events: pd.DataFrame, start: dt.date, weeks: int, rng: np.random.Generator,
+                 days: int = 0):
+        """Events (date, minutes, zone, behaviour) for `weeks` weeks from Monday `start` (or, with
+        `days`, for that many days from any `start`)."""
         user = _Counts()
         user.add(in_order(events))
         out = []
-        for d in range(7 * weeks):
+        for d in range(days or 7 * weeks):
             day = start + dt.timedelta(days=d)
             weekend = day.weekday() >= 5
             state = _draw(rng, self._mix(user.first[weekend], self.pop.first[weekend], 0))

@@ -22,15 +22,17 @@ ROLE = ("You generate a user's daily behaviour. You are a behaviour simulator: f
 
 @dataclass(frozen=True)
 class WeekRequest:
-    """What one call asks for: a user, the first Monday, and how many weeks."""
+    """What one call asks for: a user, the first Monday, and how many weeks (or, with `n_days`, that
+    many days from any `start`: BUA's one-day generation, table 8)."""
 
     user_id: str
-    start: dt.date  # a Monday
+    start: dt.date  # a Monday (unless n_days is set)
     weeks: int = 1
+    n_days: int = 0  # 0: 7 x weeks
 
     @property
     def days(self) -> list[dt.date]:
-        return [self.start + dt.timedelta(days=i) for i in range(7 * self.weeks)]
+        return [self.start + dt.timedelta(days=i) for i in range(self.n_days or 7 * self.weeks)]
 
 
 def sample_events(events: pd.DataFrame, days: int = 7) -> pd.DataFrame:
@@ -55,9 +57,13 @@ def build_messages(request: WeekRequest, profile_text: str, sample: pd.DataFrame
     if variant != "no_profile":
         parts.append(f"User profile: {profile_text}")
     parts.append(f"A sample of this user's events ({sample['ts'].dt.date.nunique()} days):\n{_events_text(sample)}")
-    span = "week" if request.weeks == 1 else f"{request.weeks} weeks"
-    parts.append(f"Generate this user's events for the {span} from {WEEKDAYS[first.weekday()]} {first.isoformat()} "
-                 f"to {WEEKDAYS[last.weekday()]} {last.isoformat()}.")
+    if request.n_days == 1:
+        parts.append(f"Generate this user's events for the day {WEEKDAYS[first.weekday()]} {first.isoformat()}.")
+    else:
+        span = (f"{request.n_days} days" if request.n_days else
+                "week" if request.weeks == 1 else f"{request.weeks} weeks")
+        parts.append(f"Generate this user's events for the {span} from {WEEKDAYS[first.weekday()]} "
+                     f"{first.isoformat()} to {WEEKDAYS[last.weekday()]} {last.isoformat()}.")
     if variant != "no_format":
         parts.append(
             "Output format: one event per line, exactly `Weekday, HH:MM, zone, behaviour`, in time order, "

@@ -3,7 +3,9 @@ from the same folder, and the encoder states scattered in at the placeholders (`
 
 It writes the understanding rounds greedily (Fig. 1c: key behaviours, patterns, feature summary) and
 then scores every label after the final question with the shared label scorer (`lm.scoring`), so a
-BUA row is evaluated exactly as every other LLM row."""
+BUA row is evaluated exactly as every other LLM row; or, for one-day generation (table 8), writes the
+next day after the same rounds, sampled under the one-day event grammar (`lm.grammar`) as BehaviorGen
+is, so every answer parses."""
 
 from __future__ import annotations
 
@@ -62,10 +64,15 @@ class BuaModel:
                            {"input_ids": ids, STATES: torch.as_tensor(np.asarray(states), device=p.device)})
 
     def generate(self, prompts: list[list[int]], states: np.ndarray, max_new_tokens: int, batch_size: int = 16,
-                 desc: str | None = None) -> list[str]:
-        """Greedy answers to each prompt (left-padded batches, decoded from input embeddings)."""
+                 desc: str | None = None, grammars: list | None = None, sampling=None,
+                 seed: int = 0) -> list[str]:
+        """Answers to each prompt (left-padded batches, decoded from input embeddings): greedy, or with
+        `grammars` (one `EventGrammar` per prompt) sampled under them with `sampling` (temperature,
+        top_p), the torch generator seeded per batch from `seed`."""
         import torch
         from tqdm import tqdm
+
+        from behaviorflow.lm.grammar import EventLogitsProcessor
 
         device = next(self.model.parameters()).device
         pad = self.tok.pad_token_id
@@ -77,9 +84,16 @@ class BuaModel:
                 width = max(len(r) for r in rows)
                 ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
                 mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+                extra = {"do_sample": False}
+                if grammars is not None:  # input ids start empty when decoding from embeddings: width 0
+                    torch.manual_seed(seed * 100_003 + b)
+                    extra = {"logits_processor": [EventLogitsProcessor(grammars[b:b + batch_size], self.tok, 0,
+                                                                       max_new_tokens)],
+                             "do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p,
+                             "top_k": 0}
                 new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
-                                          attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                          pad_token_id=pad)
+                                          attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                          **extra)
                 out += [t.strip() for t in self.tok.batch_decode(new, skip_special_tokens=True)]
         return out
 
@@ -98,29 +112,43 @@ class BuaModel:
                             prefix_limit=first)
 
 
-def understand_and_score(model: BuaModel, contexts, states: np.ndarray, labels: list[str], *, positions: int,
-                         text_events: int, rounds: tuple[str, ...], max_new_tokens: int,
-                         desc: str = "bua") -> tuple[np.ndarray, pd.DataFrame]:
-    """The multi-round inference of Fig. 1c: the model answers each understanding round in turn (its
-    own earlier answers in the dialogue), then every label is scored after the final question.
-    Returns the scores and the model's answers per sample."""
+def understand(model: BuaModel, contexts, states: np.ndarray, *, positions: int, text_events: int,
+               rounds: tuple[str, ...], max_new_tokens: int, final: str = "predict", desc: str = "bua"):
+    """The understanding rounds of Fig. 1c: the model answers each in turn (its own earlier answers
+    in the dialogue, greedily). Returns its answers per sample and each dialogue up to the `final`
+    round's question."""
     from behaviorflow.bua.tasks import dialogue
-    from behaviorflow.lm.scoring import candidate_ids, prompt_ids
+    from behaviorflow.lm.scoring import prompt_ids
 
     replies: list[dict[str, str]] = [{} for _ in contexts]
     for task in rounds:
         prompts = [prompt_ids(model.tok, dialogue(c, {}, model.placeholder, positions, text_events,
-                                                  rounds=rounds, replies=r)) for c, r in zip(contexts, replies)]
+                                                  rounds=rounds, final=final, replies=r))
+                   for c, r in zip(contexts, replies)]
         for r, text in zip(replies, model.generate(prompts, states, max_new_tokens, desc=f"{desc} {task}")):
             r[task] = text
-    final = [dialogue(c, {}, model.placeholder, positions, text_events, rounds=rounds, replies=r)
-             for c, r in zip(contexts, replies)]
+    return replies, [dialogue(c, {}, model.placeholder, positions, text_events, rounds=rounds, final=final,
+                              replies=r) for c, r in zip(contexts, replies)]
+
+
+def _answers_frame(contexts, replies, rounds) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": [c.query.user_id for c in contexts],
+                         "event_idx": [c.query.event_idx for c in contexts],
+                         **{task: [r[task] for r in replies] for task in rounds}})
+
+
+def understand_and_score(model: BuaModel, contexts, states: np.ndarray, labels: list[str], *, positions: int,
+                         text_events: int, rounds: tuple[str, ...], max_new_tokens: int,
+                         desc: str = "bua") -> tuple[np.ndarray, pd.DataFrame]:
+    """The multi-round inference of Fig. 1c: the understanding rounds, then every label scored after
+    the final question. Returns the scores and the model's answers per sample."""
+    from behaviorflow.lm.scoring import candidate_ids, prompt_ids
+
+    replies, final = understand(model, contexts, states, positions=positions, text_events=text_events,
+                                rounds=rounds, max_new_tokens=max_new_tokens, desc=desc)
     cands = candidate_ids(model.tok, final[0], labels)
     scores = model.score([prompt_ids(model.tok, m) for m in final], states, cands, desc=f"{desc} labels")
-    frame = pd.DataFrame({"user_id": [c.query.user_id for c in contexts],
-                          "event_idx": [c.query.event_idx for c in contexts],
-                          **{task: [r[task] for r in replies] for task in rounds}})
-    return scores, frame
+    return scores, _answers_frame(contexts, replies, rounds)
 
 
 def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str, method: str,
@@ -153,3 +181,52 @@ def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, 
     said.assign(predicted=[labels[i] for i in scores.argmax(1)], label=[c.query.label for c in contexts]) \
         .to_parquet(outputs["answers"])
     return rows
+
+
+def bua_generate(split_path, profiles_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str,
+                 method: str, seed: int, bua: dict, variant: dict, sampling: dict, slot_minutes: int,
+                 top_zones: int, device: str = "auto", dtype: str = "float32", threads: int | None = None):
+    """Rule bua_generate: the BUA row's next day for each sampled test user (table 8's days): the
+    understanding rounds, then the generation round sampled under the one-day event grammar (each
+    day's cap drawn from the user's own days and no behaviour repeated in a row more often than the
+    user ever does, as BehaviorGen's grammar); its days and fidelity rows."""
+    from behaviorflow.atomic import write_csv, write_parquet
+    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, max_events_per_day, vocabularies
+    from behaviorflow.behaviorgen.prompts import WeekRequest
+    from behaviorflow.behaviorgen.responses import parse_response, to_rows
+    from behaviorflow.bua.days import history_contexts, metric_rows, real_days, synthetic_frame
+    from behaviorflow.bua.stages import load_samples
+    from behaviorflow.lm.backends import Sampling
+    from behaviorflow.lm.grammar import EventGrammar
+    from behaviorflow.lm.scoring import prompt_ids
+
+    split, samples = load_samples(split_path, states_path, bua["window"], ("gen_test",))
+    contexts, states = samples["gen_test"]
+    keys = [c.key for c in contexts]
+    history = history_contexts(split, pd.read_parquet(profiles_path), keys)
+    zones, behaviors = vocabularies(split, top_zones)
+    ceiling = max_events_per_day(split)
+    grammars = [EventGrammar((h.start.weekday(),), tuple(zones), tuple(behaviors), slot_minutes,
+                             day_caps(h.events, [h.start], np.random.default_rng([seed, i]), ceiling),
+                             longest_run(h.events)) for i, h in enumerate(history)]
+    model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
+    rounds = tuple(variant["rounds"])
+    replies, final = understand(model, contexts, states, positions=bua["positions"], text_events=bua["text_events"],
+                                rounds=rounds, max_new_tokens=bua["understanding_tokens"], final="generate",
+                                desc=f"{method} days")
+    texts = model.generate([prompt_ids(model.tok, m) for m in final], states, bua["generation"]["max_new_tokens"],
+                           batch_size=bua["generation"]["batch_size"], desc=f"{method} day lines",
+                           grammars=grammars, sampling=Sampling(**sampling), seed=seed)
+    rows, invalid = [], 0
+    for h, text in zip(history, texts):
+        parsed = parse_response(text, WeekRequest(h.user_id, h.start, n_days=1), set(zones), set(behaviors))
+        invalid += not parsed.valid
+        rows += to_rows(h, h.start, parsed, slot_minutes)
+    if invalid:
+        log.warning("%d of %d generated days did not parse", invalid, len(texts))
+    days = synthetic_frame(rows)
+    write_parquet(days, outputs["days"])
+    write_parquet(_answers_frame(contexts, replies, rounds).assign(day=texts), outputs["answers"])
+    metrics = metric_rows(real_days(split, keys), days, dataset=dataset, model=method, seed=seed, days=len(keys))
+    write_csv(metrics, outputs["metrics"])
+    return metrics

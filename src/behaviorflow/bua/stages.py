@@ -4,8 +4,10 @@ training module (`lm.tuning.tune`: transformers.Trainer + peft) with the project
 the paper's freeze map (stage 1: projector; stage 2: projector + LoRA; stage 3: LoRA).
 
 The samples: a seeded pool of training users' events (`pool`, with the two hours after each for the
-future-scene task), a seeded draw of validation users' query events for early stopping, and the LLM
-test queries (the same ones table 5 scores, `behaviorlm.queries` / `query_seed`).
+future-scene task), a seeded draw of validation users' query events for early stopping, the LLM
+test queries (the same ones table 5 scores, `behaviorlm.queries` / `query_seed`), and the days of
+one-day generation (`bua/days.py`): training users' days for stage 2's generation round
+(`gen_train`) and each sampled test user's first day after the support (`gen_test`, table 8).
 """
 
 from __future__ import annotations
@@ -19,32 +21,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from behaviorflow.bua.tasks import ROUNDS, STAGE1_TASKS, Context, answers, contexts_of, dialogue, reflection
-from behaviorflow.bua.tasks import stage1_messages, unigram_f1
+from behaviorflow.bua.tasks import ROUNDS, STAGE1_TASKS, Context, answers, contexts_of, day_answer, dialogue
+from behaviorflow.bua.tasks import reflection, stage1_messages, unigram_f1
 
 log = logging.getLogger(__name__)
 
 FREEZE = {1: ("projector",), 2: ("projector", "lora"), 3: ("lora",)}  # §3.3: what each stage trains
-PARTS = ("train", "val", "test")
+PARTS = ("train", "val", "test", "gen_train", "gen_test")
+HORIZON = {"train": "scene", "gen_train": "day", "gen_test": "day"}  # parts whose contexts carry a future
 
 
 def sample_keys(split: pd.DataFrame, window: int, pool: int, pool_seed: int, val: int, queries: int,
-                query_seed: int) -> dict[str, list[tuple[str, int]]]:
-    """(user_id, event_idx) of the training pool, the validation draw and the LLM test queries."""
+                query_seed: int, generation: dict) -> dict[str, list[tuple[str, int]]]:
+    """(user_id, event_idx) of the training pool, the validation draw, the LLM test queries, and the
+    first events of the generation days (`generation`: train_days, users)."""
     from behaviorflow.behaviorlm.data import draw, test_queries, training_queries
     from behaviorflow.behaviorlm.prompts import queries_of
+    from behaviorflow.bua.days import day_keys
 
     v = split[split["split"] == "val"]
     return {
         "train": [(q.user_id, q.event_idx) for q in draw(training_queries(split, window), pool, pool_seed)],
         "val": [(q.user_id, q.event_idx) for q in draw(queries_of(v, v["part"] == "query", window), val, pool_seed)],
         "test": [(q.user_id, q.event_idx) for q in test_queries(split, window, queries, query_seed)],
+        "gen_train": day_keys(split, "train", window, generation["train_days"], pool_seed),
+        "gen_test": day_keys(split, "test", window, generation["users"], pool_seed),
     }
 
 
 def bua_states(split_path, encoder_path, out_path, *, predictors: dict, slot_minutes: int, window: int,
                positions: int, pool: int, pool_seed: int, val: int, queries: int, query_seed: int,
-               embedding: str = "sequence", threads: int | None = None) -> dict:
+               generation: dict, embedding: str = "sequence", threads: int | None = None) -> dict:
     """Rule bua_states: the frozen SASRec's states (or item embeddings) of every sample BUA trains,
     stops early or predicts on, computed once: npz with `<part>_user`, `<part>_idx`, `<part>_states`."""
     import torch
@@ -65,7 +72,7 @@ def bua_states(split_path, encoder_path, out_path, *, predictors: dict, slot_min
                          f"({settings.model.max_len})")
     model = build_model("sasrec", vocab.sizes, vocab.n_labels, settings.model)
     model.load_state_dict(torch.load(encoder_path, map_location="cpu"))
-    keys = sample_keys(split, window, pool, pool_seed, val, queries, query_seed)
+    keys = sample_keys(split, window, pool, pool_seed, val, queries, query_seed, generation)
     arrays, counts = {}, {}
     for part in PARTS:
         ctx = encoder_windows(split, vocab, keys[part], settings.model.max_len)
@@ -90,7 +97,8 @@ def load_samples(split_path, states_path, window: int, parts=PARTS) -> tuple[pd.
     for part in parts:
         keys = list(zip(data[f"{part}_user"].tolist(), data[f"{part}_idx"].tolist()))
         mask = pd.Series(list(zip(split["user_id"], split["event_idx"])), index=split.index).isin(set(keys))
-        ctx = {c.key: c for c in contexts_of(split, mask, window, with_future=part == "train")}
+        ctx = {c.key: c for c in contexts_of(split, mask, window, with_future=part in HORIZON,
+                                             horizon=HORIZON.get(part, "scene"))}
         missing = [k for k in keys if k not in ctx]
         if missing:
             raise ValueError(f"{states_path}: {len(missing)} {part} samples are not in {split_path} (e.g. "
@@ -115,12 +123,14 @@ def _draw(n_items: int, n: int, seed: int) -> np.ndarray:
 
 def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray, *, shares: dict,
                    placeholder: str, positions: int, text_events: int, max_length: int, seed: int,
-                   rounds: tuple[str, ...] = ROUNDS, balance: bool = True, drafts: dict | None = None) -> list:
+                   rounds: tuple[str, ...] = ROUNDS, balance: bool = True, drafts: dict | None = None,
+                   final: str = "predict") -> list:
     """Tokenised examples of one stage, each carrying its encoder states.
 
     Stage 1: one task per context, the tasks taking turns in a seeded order (every task about
-    equally often). Stage 2: the dialogue (`rounds` then the prediction round), round-balanced
-    loss weights when `balance`. Stage 3: the reflection of each context in `drafts` (key -> draft)."""
+    equally often). Stage 2: the dialogue (`rounds` then the `final` round: predict, or generate
+    the context's day), round-balanced loss weights when `balance`. Stage 3: the reflection of each
+    context in `drafts` (key -> draft)."""
     from behaviorflow.bua.align import STATES
     from behaviorflow.lm.examples import encode_chat, round_balanced_weights
 
@@ -128,11 +138,13 @@ def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray,
     out, dropped = [], 0
     for i, (ctx, st) in enumerate(zip(contexts, states)):
         ref = answers(ctx, shares, positions)
+        if final == "generate":
+            ref["generate"] = day_answer(ctx)
         if stage == 1:
             task = STAGE1_TASKS[order[i % len(order)]]
             msgs = stage1_messages(ctx, task, ref[task], placeholder, positions)
         elif stage == 2:
-            msgs = dialogue(ctx, ref, placeholder, positions, text_events, rounds=rounds)
+            msgs = dialogue(ctx, ref, placeholder, positions, text_events, rounds=rounds, final=final)
         else:
             msgs = reflection(ctx, ref, drafts[ctx.key], placeholder, positions, text_events)
         ex = encode_chat(tok, msgs, max_length)
@@ -175,7 +187,7 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
     if stage == 3 and (init_from is None or reflect_path is None):
         raise ValueError("stage 3 refines the stage-2 model: it needs its adapter and the reflection pool")
     settings = _stage_settings(bua, stage, seed)
-    split, samples = load_samples(split_path, states_path, bua["window"], ("train", "val"))
+    split, samples = load_samples(split_path, states_path, bua["window"], ("train", "val", "gen_train"))
     _, shares = labels_and_shares(split)
     tok = AutoTokenizer.from_pretrained(model_dir)
     placeholder, placeholder_id = placeholder_token(tok, bua["placeholder"])
@@ -192,6 +204,13 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
                   text_events=bua["text_events"], max_length=settings.max_length, seed=seed,
                   rounds=tuple(variant["rounds"]), balance=variant["balance"])
     train = stage_examples(stage, tok, [contexts[i] for i in keep], states[keep], drafts=drafts, **common)
+    n_gen = bua["stage2"].get("generation_examples", 0) if stage == 2 else 0
+    if n_gen:  # the same dialogue ending in the generation round, on training users' days
+        gen_ctx, gen_states = samples["gen_train"]
+        pick = _draw(len(gen_ctx), n_gen, seed * 10 + 4).tolist()
+        generated = stage_examples(2, tok, [gen_ctx[i] for i in pick], gen_states[pick], final="generate", **common)
+        log.info("stage 2: %d prediction and %d generation dialogues", len(train), len(generated))
+        train = train + generated
     val_ctx, val_states = samples["val"]
     val = None
     if stage < 3:  # early stopping on the same stage's task for validation users

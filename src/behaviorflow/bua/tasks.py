@@ -10,8 +10,9 @@ answer can be a prompt's context at test time without leaking the label.
 Stage 1 (projector only): sequence reconstruction, current scene (last two hours), future scene
 (next two hours), home / work zone, hobby: one question per example, the sequence given only as
 embeddings. Stage 2 (projector + LoRA): one multi-round dialogue, easy to hard: key behaviours,
-recurring patterns, the user-feature summary, then the final round (the next behaviour). Stage 3
-(LoRA): the stage-2 model's weakest summaries, reviewed and corrected.
+recurring patterns, the user-feature summary, then the final round: the next behaviour, or the next
+day's events (one-day generation: a `Context` whose `future` is that day, `contexts_of(...,
+horizon="day")`). Stage 3 (LoRA): the stage-2 model's weakest summaries, reviewed and corrected.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from behaviorflow.behaviorlm.prompts import Query, queries_of
-from behaviorflow.data.events import WEEKDAYS, hhmm, in_order
+from behaviorflow.data.events import WEEKDAYS, format_event, hhmm, in_order
 
 WEEK = 7 * 1440
 SCENE_MINUTES = 120  # "the past / next two hours" (§3.3.1)
@@ -41,6 +42,8 @@ QUESTIONS = {
     "patterns": "Which recurring patterns does the sequence show?",
     "summary": "Summarise the user's features.",
     "predict": "The next event happens on {when}. Which behaviour is it? Answer with one behaviour name only.",
+    "generate": ("Write this user's events for the next day, {day}: one per line as `Weekday, HH:MM, zone, "
+                 "behaviour`, in time order."),
     "reflect": ("Here is an earlier summary of this user: \"{draft}\". Review it against the sequence (zones, "
                 "behaviours, times) and write a corrected summary."),
 }
@@ -63,9 +66,13 @@ class Context:
         return f"{WEEKDAYS[self.query.weekday]} {hhmm(self.query.slot)}"
 
 
-def contexts_of(events: pd.DataFrame, targets: pd.Series, window: int, with_future: bool) -> list[Context]:
+def contexts_of(events: pd.DataFrame, targets: pd.Series, window: int, with_future: bool,
+                horizon: str = "scene") -> list[Context]:
     """Contexts of the events where `targets` is true (each with the user's `window` events before it);
-    `with_future` adds the events of the two hours from each target on (its own included)."""
+    `with_future` adds the events from each target on (its own included): the two hours of the
+    future-scene task (`horizon` "scene") or the rest of the target's date ("day": generation)."""
+    if horizon not in ("scene", "day"):
+        raise ValueError(f"horizon is scene or day, not {horizon!r}")
     queries = queries_of(events, targets, window)
     if not with_future:
         return [Context(q) for q in queries]
@@ -80,7 +87,8 @@ def contexts_of(events: pd.DataFrame, targets: pd.Series, window: int, with_futu
         position, minute, ts, ev = rows[q.user_id]
         t = position[q.event_idx]
         end = t
-        while end < len(ev) and _ahead(minute, ts, t, end) < SCENE_MINUTES:
+        while end < len(ev) and (_same_date(ts, t, end) if horizon == "day"
+                                 else _ahead(minute, ts, t, end) < SCENE_MINUTES):
             end += 1
         out.append(Context(q, tuple((int(w), int(s), str(z), str(b)) for w, s, z, b in ev[t:end])))
     return out
@@ -91,6 +99,17 @@ def _ahead(minute: np.ndarray, ts, t: int, j: int) -> float:
     if ts is not None:
         return float((ts[j] - ts[t]) / np.timedelta64(1, "m"))
     return float((minute[j] - minute[t]) % WEEK)
+
+
+def _same_date(ts, t: int, j: int) -> bool:
+    if ts is None:
+        raise ValueError("a day's events need timestamps (column ts)")
+    return ts[j].astype("datetime64[D]") == ts[t].astype("datetime64[D]")
+
+
+def day_answer(ctx: Context) -> str:
+    """The generation round's reference: the day's events as BehaviorGen's event lines."""
+    return "\n".join(format_event(*e) for e in ctx.future)
 
 
 def _line(event) -> str:
@@ -190,7 +209,8 @@ def sequence_block(placeholder: str, positions: int, ctx: Context | None = None,
 
 
 def question(task: str, ctx: Context, positions: int, draft: str = "") -> str:
-    return QUESTIONS[task].format(n=min(positions, len(ctx.query.history)), when=ctx.when, draft=draft)
+    return QUESTIONS[task].format(n=min(positions, len(ctx.query.history)), when=ctx.when, draft=draft,
+                                  day=WEEKDAYS[ctx.query.weekday])
 
 
 def stage1_messages(ctx: Context, task: str, answer: str, placeholder: str, positions: int,

@@ -205,10 +205,11 @@ def save_and_show(fig: Figure, path):
     return Image(filename=str(path))
 
 
-def plot_leaderboard(summary: pd.DataFrame, metrics=("acc1", "overall", "tail"), few_shot: bool = False) -> Figure:
-    """The leaderboard (and tables 5-6): `metrics` of every row (mean ± sd over seeds), one panel
-    per dataset, counting baselines in grey; with `few_shot`, a second row of panels with the
-    few-shot curve (rows `behaviorlm_F<n>`: Overall and Tail against F)."""
+def plot_leaderboard(summary: pd.DataFrame, metrics=("acc1", "overall", "tail"), few_shot: bool = False,
+                     order_by: str = "acc1") -> Figure:
+    """The leaderboard (and tables 5-9): `metrics` of every row (mean ± sd over seeds), one panel
+    per dataset, rows in the order of `order_by`, counting baselines in grey; with `few_shot`, a
+    second row of panels with the few-shot curve (rows `behaviorlm_F<n>`: Overall and Tail against F)."""
     datasets = sorted(summary["dataset"].unique())
     curve = summary["model"].str.match(r"behaviorlm_F\d+$")
     fig = Figure(figsize=(6.0 * len(datasets), 7.2 if few_shot else 3.8), layout="constrained")
@@ -228,7 +229,7 @@ def plot_leaderboard(summary: pd.DataFrame, metrics=("acc1", "overall", "tail"),
         summary = summary[~curve]
     for ax, dataset in zip(axes, datasets):
         rows = summary[summary["dataset"] == dataset]
-        order = rows[rows["metric"] == "acc1"].sort_values("mean")["model"].tolist()
+        order = rows[rows["metric"] == order_by].sort_values("mean")["model"].tolist()
         x = np.arange(len(metrics))
         width = 0.8 / max(len(order), 1)
         counting = [m for m in order if m in BASELINES]

@@ -53,7 +53,7 @@ PAPER["table9"] = [("BUA's ablation (Behavior dataset, Acc@1 / overall / tail): 
 TITLES = {"table5": "LLM next-behaviour prediction and BehaviorLM",
           "table6": "BehaviorLM ablation and few-shot curve",
           "table7": "BUA next-behaviour prediction beside SASRec, BERT4Rec, LLM fine-tuning and BehaviorLM",
-          "table9": "BUA ablation (prediction)"}
+          "table9": "BUA ablation (prediction and one-day generation)"}
 PAPER_NAME = {"table5": "arXiv 2505.17682", "table6": "arXiv 2505.17682", "table7": "BUA, arXiv 2604.23578",
               "table9": "BUA, arXiv 2604.23578"}
 PROTOCOL = ("Queries: a fixed, seeded subsample of the test users' query events, stratified so tail labels "
@@ -175,8 +175,11 @@ def selection_lines(frame: pd.DataFrame) -> list[str]:
 
 
 def llm_table(table: str, *, parts: list[str], outputs: dict, config: dict, seeds: list[int],
-              selections: list[str] = ()) -> pd.DataFrame:
-    """Rule llm_table: results/<table>.csv, its summary, page and provenance."""
+              selections: list[str] = (), days: list[str] = ()) -> pd.DataFrame:
+    """Rule llm_table: results/<table>.csv, its summary, page and provenance (table 9: with its
+    generation columns from the one-day `days` parts)."""
+    from behaviorflow.reporting.generation_table import generation_section, read_day_parts
+
     frames = [pd.read_csv(p) for p in parts]
     long = pd.concat(frames, ignore_index=True)
     queries = long.groupby("dataset")["queries"].agg(lambda q: sorted(set(q))).to_dict()
@@ -184,8 +187,18 @@ def llm_table(table: str, *, parts: list[str], outputs: dict, config: dict, seed
     if mixed:
         raise ValueError(f"{table}: rows of one dataset were scored on different query counts {mixed}; "
                          "rebuild them with the same behaviorlm.queries")
-    long = long[COLUMNS].sort_values(["dataset", "model", "metric", "seed"], ignore_index=True)
+    long = long[COLUMNS]
+    generated, n_days = read_day_parts(list(days), table) if days else (None, {})
+    if generated is not None:
+        long = pd.concat([long, generated], ignore_index=True)
+    long = long.sort_values(["dataset", "model", "metric", "seed"], ignore_index=True)
     summary = summarize(long)
+    # the prediction section reads the prediction metrics only; the generation section follows
     text = page(table, summary, seeds, {d: q[0] for d, q in queries.items()}, selections_frame(list(selections)))
-    write_results_table(outputs, table, long, summary, text, parts, config, seeds)
+    for dataset, count in sorted(n_days.items()):
+        part = summary[summary["dataset"] == dataset]
+        models = sorted(generated.loc[generated["dataset"] == dataset, "model"].unique())
+        text += "\n".join([f"## {dataset}: one-day generation (table 8's protocol)", "",
+                           *generation_section(part, dataset, count, models, [(m, "bua") for m in models if m != "bua"])])
+    write_results_table(outputs, table, long, summary, text, [*parts, *days], config, seeds)
     return summary

@@ -9,6 +9,7 @@ BUA_SETTINGS = {
         "text_events",
         "placeholder",
         "understanding_tokens",
+        "generation",
         "stage1",
         "stage2",
         "stage3",
@@ -62,6 +63,13 @@ BUA_METHODS = {
     "bua_item_emb": "stage3_item_emb",
 }
 TABLE7_METHODS = ["bua", "llm_full_ft", "behaviorlm"]
+# which test users' days table 8's generators write (bua/days.py: day_keys)
+BUA_DAY_KEYS = {
+    "window": BUA["window"],
+    "users": BUA["generation"]["users"],
+    "seed": BUA["pool_seed"],
+}
+TABLE8_GENERATORS = ["markov", "behaviorgen"]
 TABLE9_METHODS = ["bua"] + [f"bua_{a}" for a in BUA["ablations"]]
 
 
@@ -111,6 +119,18 @@ def get_bua_predict_inputs(wildcards):
     }
 
 
+def get_bua_generate_inputs(wildcards):
+    return {
+        **get_bua_predict_inputs(wildcards),
+        "profiles": f"data/processed/{wildcards.dataset}/profiles.parquet",
+    }
+
+
+def get_day_generation_inputs(wildcards):
+    """Split and profiles; for BehaviorGen on a local model the main chain's model and adapter."""
+    return get_generation_inputs(wildcards, wildcards.generator)
+
+
 def get_bua_predict_variant(wildcards):
     return bua_variant(_arm(wildcards.method))
 
@@ -121,6 +141,16 @@ def bua_parts(methods):
         "results/{dataset}/parts/llm/{method}_seed{seed}.csv",
         dataset=BUA_DATASETS,
         method=methods,
+        seed=BUA_SEEDS,
+    )
+
+
+def day_parts(models):
+    """Every listed generator's (or BUA row's) one-day metrics on every BUA dataset."""
+    return expand(
+        "results/{dataset}/parts/days/{model}_seed{seed}.csv",
+        dataset=BUA_DATASETS,
+        model=models,
         seed=BUA_SEEDS,
     )
 
@@ -145,4 +175,6 @@ def get_bua_table_inputs(wildcards, table=None):
                 "results/{dataset}/parts/llm/sequential.csv", dataset=BUA_DATASETS
             ),
         }
-    return {"parts": bua_parts(TABLE9_METHODS)}
+    if table == "table8":
+        return {"parts": day_parts(["bua", *TABLE8_GENERATORS])}
+    return {"parts": bua_parts(TABLE9_METHODS), "days": day_parts(TABLE9_METHODS)}
