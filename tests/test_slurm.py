@@ -13,7 +13,8 @@ from slurm_cluster import Cluster, install, job_records, missing_binaries
 
 MODEL_RULES = {"pretrain_predictor", "finetune_predictor", "generate_ablation", "tune_generator", "behaviorlm_atune",
                "behaviorlm_tail_first", "behaviorlm_score_pool", "behaviorlm_btune", "behaviorlm_predict",
-               "bua_stage1", "bua_stage2", "bua_reflect", "bua_stage3", "bua_predict", "bua_generate"}
+               "bua_stage1", "bua_stage2", "bua_reflect", "bua_stage3", "bua_predict", "bua_generate",
+               "day_downstream"}
 # a rule whose jobs run a model for one wildcard value only: table 8's BehaviorGen days, not Markov's
 MODEL_JOBS = {"generate_days": "behaviorgen"}
 SUBMIT_LIMIT_S = 2400  # the whole submission; `timeout -k` ends a hang instead of CI's limit

@@ -240,6 +240,12 @@ def test_one_day_generation_table_and_table9_generation_columns(tiny_run):
     page = (results / "table8.md").read_text()
     assert "**Verdict.**" in page and "bua better than markov on" in page and "D2A" in page
     assert (tiny_run / "reports/table8.html").is_file()
+    down = table8[table8["model"] == "sasrec"]  # App. G / T: fine-tuned with and without each generator's day
+    assert set(zip(down["generator"], down["setting"])) == {("none", "none"), ("none", "real")} | {
+        (g, s) for g in ("bua", "behaviorgen", "markov") for s in ("synthetic", "real+synthetic")}
+    runs = pd.read_csv(results / "tiny/bua/days/downstream_runs_seed1.csv")
+    assert set(runs["user_id"]) == {u for u, _ in users["bua"]}  # the sampled users only
+    assert "### Downstream" in page and "markov:real+synthetic" in page
     table9 = pd.read_csv(results / "table9.csv")
     gen9 = table9[table9["setting"] == "one_day"]
     assert set(gen9["model"]) == set(table9["model"]) and set(METRICS) <= set(gen9["metric"])

@@ -254,3 +254,32 @@ rule generate_days:
         top_zones=get_top_zones,
     script:
         "../scripts/generate_days.py"
+
+
+rule day_downstream:
+    input:
+        unpack(get_day_downstream_inputs),
+    output:
+        metrics="results/{dataset}/parts/days/downstream_seed{seed}.csv",
+        runs="results/{dataset}/bua/days/downstream_runs_seed{seed}.csv",
+    log:
+        "logs/{dataset}/day_downstream_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/day_downstream_seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    params:
+        code=library_code("day_downstream"),
+        generators=TABLE8_ROWS,
+        days=BUA_DAY_KEYS,
+        predictors=FINETUNE_PARAMS,
+        slot_minutes=config["slot_minutes"],
+    script:
+        "../scripts/day_downstream.py"

@@ -12,6 +12,11 @@ Fidelity (`day_metrics`): BLEU, TVD and JSD on the event (behaviour), timestamp 
 location streams, pooled over the days, as BUA's Table 2; BLEU pairs each generated day with the
 same user's real day (`validation.metrics`). Our JSD is the divergence (base 2); BUA's eq. 14 is its
 square root, the distance.
+
+Downstream use (`day_downstream`, App. G / T on our protocol): the pretrained SASRec fine-tuned
+for each sampled test user on its support events alone, on support + each generator's day, and on
+the day alone (`predictors.scenarios.finetune_users`, as table 3), scored on that user's query
+events. The generated day follows the support, so no query event is trained on.
 """
 
 from __future__ import annotations
@@ -155,3 +160,14 @@ def generate_days(*, split: str, profiles: str, outputs: dict, dataset: str, gen
     rows = metric_rows(real_days(split_df, sample), days, dataset=dataset, model=generator, seed=seed, days=len(sample))
     write_csv(rows, outputs["metrics"])
     return rows
+
+
+def day_downstream(*, split: str, model_path: str, day_paths: dict, outputs: dict, dataset: str, seed: int,
+                   days: dict, predictors: dict, slot_minutes: int, threads: int | None = None) -> pd.DataFrame:
+    """Rule day_downstream: the sampled test users' SASRec fine-tuned with and without each
+    generator's day (rows: generator, setting real / synthetic / real+synthetic)."""
+    from behaviorflow.predictors.scenarios import finetune_predictor
+
+    sample = day_keys(pd.read_parquet(split), "test", days["window"], days["users"], days["seed"])
+    return finetune_predictor(model_path, split, day_paths, outputs, dataset, "sasrec", seed, predictors, slot_minutes,
+                              threads, users={u for u, _ in sample}, columns={"days": len(sample)})

@@ -193,21 +193,25 @@ def pretrain_predictor(split_path, synthetic_path, outputs: dict, dataset: str, 
 
 
 def finetune_predictor(model_path, split_path, personal_paths: dict, outputs: dict, dataset: str, model: str, seed: int,
-                 cfg: dict, slot_minutes: int, threads: int | None = None) -> pd.DataFrame:
-    """Rule finetune_predictor: all test users, all settings, one predictor and seed."""
+                 cfg: dict, slot_minutes: int, threads: int | None = None, users: set[str] | None = None,
+                 columns: dict | None = None) -> pd.DataFrame:
+    """Rule finetune_predictor: all test users (or `users` of them), all settings, one predictor and
+    seed; `columns`: constant columns added to the rows (table 8's `days`)."""
     import torch
 
     from behaviorflow.atomic import write_csv
     from behaviorflow.predictors.models import build_model
 
     split, vocab = _load_split(split_path, slot_minutes)
+    if users is not None:
+        split = split[(split["split"] != "test") | split["user_id"].isin(users)]
     settings = PredictorSettings.from_config(cfg)
     base = build_model(model, vocab.sizes, vocab.n_labels, settings.model)
     base.load_state_dict(torch.load(model_path, map_location="cpu"))
     base = base.to(device_for(settings.device))
     personal = {g: pd.read_parquet(p) for g, p in sorted(personal_paths.items())}
     metrics, runs = finetune_users(base, split, personal, model, seed, settings, vocab, threads)
-    rows = finetune_rows(metrics, dataset, model, seed)
+    rows = finetune_rows(metrics, dataset, model, seed).assign(**(columns or {}))
     write_csv(rows, outputs["metrics"])
     write_csv(runs, outputs["runs"])
     log.info("finetune %s seed %d: %d runs over %d test users", model, seed, len(runs), runs["user_id"].nunique())

@@ -70,6 +70,7 @@ BUA_DAY_KEYS = {
     "seed": BUA["pool_seed"],
 }
 TABLE8_GENERATORS = ["markov", "behaviorgen"]
+TABLE8_ROWS = ["bua", *TABLE8_GENERATORS]
 TABLE9_METHODS = ["bua"] + [f"bua_{a}" for a in BUA["ablations"]]
 
 
@@ -131,6 +132,24 @@ def get_day_generation_inputs(wildcards):
     return get_generation_inputs(wildcards, wildcards.generator)
 
 
+def get_day_downstream_inputs(wildcards):
+    """The pretrained SASRec of the same seed and every table-8 row's days."""
+    if int(wildcards.seed) not in SEEDS:
+        raise WorkflowError(
+            f"table 8's downstream check fine-tunes SASRec seed {wildcards.seed} (a bua.seeds value): "
+            f"add it to predictors.seeds {SEEDS}"
+        )
+    d = wildcards.dataset
+    return {
+        "split": f"data/processed/{d}/split.parquet",
+        "model": f"models/predictors/{d}/sasrec/real/seed{wildcards.seed}.pt",
+        **{
+            f"days_{g}": f"results/{d}/bua/days/{g}_seed{wildcards.seed}.parquet"
+            for g in TABLE8_ROWS
+        },
+    }
+
+
 def get_bua_predict_variant(wildcards):
     return bua_variant(_arm(wildcards.method))
 
@@ -176,5 +195,5 @@ def get_bua_table_inputs(wildcards, table=None):
             ),
         }
     if table == "table8":
-        return {"parts": day_parts(["bua", *TABLE8_GENERATORS])}
+        return {"parts": day_parts([*TABLE8_ROWS, "downstream"])}
     return {"parts": bua_parts(TABLE9_METHODS), "days": day_parts(TABLE9_METHODS)}
