@@ -377,11 +377,9 @@ def test_bua_generation_parses_under_the_one_day_grammar(curriculum, tmp_path):
     from behaviorflow.bua.infer import bua_generate
 
     paths, _, _ = curriculum
-    profiles = pd.DataFrame({"user_id": [f"u{u}" for u in range(8)], "summary": "a user"})
-    profiles.to_parquet(tmp_path / "profiles.parquet")
     out = {"days": tmp_path / "d.parquet", "answers": tmp_path / "a.parquet", "metrics": tmp_path / "m.csv"}
     sampling = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 120}
-    rows = bua_generate(paths["split"], tmp_path / "profiles.parquet", paths["states"], paths["model"],
+    rows = bua_generate(paths["split"], paths["states"], paths["model"],
                         paths["dir"] / "s3", out, dataset="tiny", method="bua", seed=1, bua=BUA,
                         variant={"rounds": ROUNDS_ALL, "balance": True}, sampling=sampling, slot_minutes=30,
                         top_zones=2)
@@ -399,7 +397,7 @@ def test_bua_generation_parses_under_the_one_day_grammar(curriculum, tmp_path):
     got = rows.set_index("metric")["value"]
     assert set(METRICS) <= set(got.index) and got["days_generated"] == 2 and set(rows["days"]) == {2}
     assert got[[m for m in METRICS if m.endswith(("tvd", "jsd"))]].between(0, 1).all()
-    again = bua_generate(paths["split"], tmp_path / "profiles.parquet", paths["states"], paths["model"],
+    again = bua_generate(paths["split"], paths["states"], paths["model"],
                          paths["dir"] / "s3", {k: tmp_path / f"again_{v.name}" for k, v in out.items()},
                          dataset="tiny", method="bua", seed=1, bua=BUA, variant={"rounds": ROUNDS_ALL, "balance": True},
                          sampling=sampling, slot_minutes=30, top_zones=2)

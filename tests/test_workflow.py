@@ -59,9 +59,12 @@ def _planned_jobs(proc):
 
 
 def _without_behaviorlm():
-    """The tiny config without BehaviorLM's stages (their rerun granularity: test_behaviorlm_*)."""
+    """The tiny config without BehaviorLM's and BUA's stages (their rerun granularity:
+    test_behaviorlm_*), and with one predictor and seed: the rerun tests below build it twice or
+    three times, and what they check does not depend on how many predictors there are."""
     config = copy.deepcopy(TINY_CONFIG)
     config["behaviorlm"] = {"datasets": []}
+    config["predictors"] = {**config["predictors"], "models": ["sasrec"], "seeds": [1]}
     return config
 
 

@@ -194,7 +194,7 @@ rule bua_predict:
 
 rule bua_generate:
     input:
-        unpack(get_bua_generate_inputs),
+        unpack(get_bua_predict_inputs),
     output:
         days="results/{dataset}/bua/days/{method}_seed{seed}.parquet",
         answers="results/{dataset}/bua/days/{method}_seed{seed}_answers.parquet",

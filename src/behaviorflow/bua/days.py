@@ -74,15 +74,16 @@ def real_days(split: pd.DataFrame, keys: list[tuple[str, int]]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
 
 
-def history_contexts(split: pd.DataFrame, profiles: pd.DataFrame, keys: list[tuple[str, int]]) -> list[UserContext]:
-    """What BehaviorGen and Markov see of each sampled day: the user's events before it and profile."""
+def history_contexts(split: pd.DataFrame, profiles: pd.DataFrame | None, keys: list[tuple[str, int]]) -> list[UserContext]:
+    """What a generator sees of each sampled day: the user's events before it and (for BehaviorGen's
+    prompt) the profile; without `profiles` the profile text is empty."""
     users = _by_user(split)
-    summary = profiles.set_index("user_id")["summary"].to_dict()
+    summary = {} if profiles is None else profiles.set_index("user_id")["summary"].to_dict()
     out = []
     for user, idx in keys:
         g = users[user]
         day = g.loc[g["event_idx"] == idx, "ts"].dt.date.iloc[0]
-        out.append(UserContext(user, user, summary[user], g[g["event_idx"] < idx], day))
+        out.append(UserContext(user, user, summary.get(user, ""), g[g["event_idx"] < idx], day))
     return out
 
 

@@ -183,7 +183,7 @@ def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, 
     return rows
 
 
-def bua_generate(split_path, profiles_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str,
+def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str,
                  method: str, seed: int, bua: dict, variant: dict, sampling: dict, slot_minutes: int,
                  top_zones: int, device: str = "auto", dtype: str = "float32", threads: int | None = None):
     """Rule bua_generate: the BUA row's next day for each sampled test user (table 8's days): the
@@ -203,7 +203,7 @@ def bua_generate(split_path, profiles_path, states_path, model_dir, adapter_dir,
     split, samples = load_samples(split_path, states_path, bua["window"], ("gen_test",))
     contexts, states = samples["gen_test"]
     keys = [c.key for c in contexts]
-    history = history_contexts(split, pd.read_parquet(profiles_path), keys)
+    history = history_contexts(split, None, keys)  # the dates, history and caps (BUA reads no profile)
     zones, behaviors = vocabularies(split, top_zones)
     ceiling = max_events_per_day(split)
     grammars = [EventGrammar((h.start.weekday(),), tuple(zones), tuple(behaviors), slot_minutes,

@@ -120,13 +120,6 @@ def get_bua_predict_inputs(wildcards):
     }
 
 
-def get_bua_generate_inputs(wildcards):
-    return {
-        **get_bua_predict_inputs(wildcards),
-        "profiles": f"data/processed/{wildcards.dataset}/profiles.parquet",
-    }
-
-
 def get_day_generation_inputs(wildcards):
     """Split and profiles; for BehaviorGen on a local model the main chain's model and adapter."""
     return get_generation_inputs(wildcards, wildcards.generator)
