@@ -233,9 +233,11 @@ def test_one_day_generation_table_and_table9_generation_columns(tiny_run):
 
     results = tiny_run / "results"
     table8 = pd.read_csv(results / "table8.csv")
-    assert set(table8["model"]) == {"bua", "behaviorgen", "markov"} and set(table8["setting"]) == {"one_day"}
-    assert set(METRICS) | {"days_generated", "events_per_day"} == set(table8["metric"])
-    generated = table8[table8["metric"] == "days_generated"].set_index("model")["value"]
+    fidelity = table8[table8["setting"] == "one_day"]
+    assert set(fidelity["model"]) == {"bua", "behaviorgen", "markov"} and set(table8["model"]) == {
+        "bua", "behaviorgen", "markov", "sasrec"}
+    assert set(METRICS) | {"days_generated", "events_per_day"} == set(fidelity["metric"])
+    generated = fidelity[fidelity["metric"] == "days_generated"].set_index("model")["value"]
     assert (generated == 4).all()  # every generator wrote every sampled user's day (bua.generation.users)
     days = {m: pd.read_parquet(results / f"tiny/bua/days/{m}_seed1.parquet") for m in ("bua", "behaviorgen", "markov")}
     users = {m: set(zip(d["source_user"], d["ts"].dt.date)) for m, d in days.items()}
