@@ -60,16 +60,20 @@ def versus(summary: pd.DataFrame, dataset: str, a: str, b: str) -> str:
     return f"{a} better than {b} on {wins} of {len(parts)} metrics{spread} ({'; '.join(parts)})"
 
 
+def _mean_sd(rows: pd.DataFrame) -> str:
+    """The one summary row's mean ± sd (3 decimals; no sd with one seed, empty when not defined)."""
+    if rows.empty or np.isnan(rows["mean"].iloc[0]):
+        return ""
+    sd = rows["sd"].iloc[0]
+    return f"{rows['mean'].iloc[0]:.3f}" + ("" if np.isnan(sd) else f" ± {sd:.3f}")
+
+
 def day_table(summary: pd.DataFrame, models: list[str]) -> list[str]:
     """Markdown rows: each model's nine metrics (mean ± sd) and how many days it wrote."""
     head = ["row", *(f"{s} {m.upper()}" for s in STREAMS for m in ("bleu", "tvd", "jsd")), "events/day"]
 
     def cell(model, metric):
-        r = summary[(summary["model"] == model) & (summary["metric"] == metric)]
-        if r.empty or np.isnan(r["mean"].iloc[0]):
-            return ""
-        sd = r["sd"].iloc[0]
-        return f"{r['mean'].iloc[0]:.3f}" + ("" if np.isnan(sd) else f" ± {sd:.3f}")
+        return _mean_sd(summary[(summary["model"] == model) & (summary["metric"] == metric)])
 
     return md_table(head, [[m, *(cell(m, k) for k in METRICS), cell(m, "events_per_day")] for m in models])
 
@@ -119,11 +123,7 @@ def downstream_section(summary: pd.DataFrame, dataset: str, models: list[str]) -
     keys = [("none", "none"), ("none", "real"), *((g, s) for g in models for s in ("real+synthetic", "synthetic"))]
 
     def cell(g, s, metric):
-        r = rows[(rows["generator"] == g) & (rows["setting"] == s) & (rows["metric"] == metric)]
-        if r.empty or np.isnan(r["mean"].iloc[0]):
-            return ""
-        sd = r["sd"].iloc[0]
-        return f"{r['mean'].iloc[0]:.3f}" + ("" if np.isnan(sd) else f" ± {sd:.3f}")
+        return _mean_sd(rows[(rows["generator"] == g) & (rows["setting"] == s) & (rows["metric"] == metric)])
 
     table = md_table(["fine-tuned on", "generator", *shown],
                      [[{"none": "nothing (pretrained)", "real": "support"}.get(s, s), g, *(cell(g, s, m) for m in shown)]
