@@ -402,6 +402,12 @@ def test_bua_generation_parses_under_the_one_day_grammar(curriculum, tmp_path):
                          dataset="tiny", method="bua", seed=1, bua=BUA, variant={"rounds": ROUNDS_ALL, "balance": True},
                          sampling=sampling, slot_minutes=30, top_zones=2)
     assert again.equals(rows)  # seeded: the same days again
+    mixed = {k: tmp_path / f"mix_{v.name}" for k, v in out.items()}
+    bua_generate(paths["split"], paths["states"], paths["model"], paths["dir"] / "s3", mixed, dataset="tiny",
+                 method="bua", seed=1, bua=BUA, variant={"rounds": ROUNDS_ALL, "balance": True}, sampling=sampling,
+                 slot_minutes=30, top_zones=2, user_mix=True)
+    for user, day in pd.read_parquet(mixed["days"]).groupby("user_id"):  # quotas: only the user's own behaviours
+        assert set(day["behavior"]) <= set(split.loc[split["user_id"] == user, "behavior"])
 
 
 def test_day_fidelity_is_perfect_on_the_real_days_and_markov_writes_the_asked_day():

@@ -254,3 +254,39 @@ def test_lines_to_events_keep_the_time_of_day(tiny, tmp_path):
     sample = pd.concat([sample_events(c.events, 7) for c in personal])
     minutes = (events.ts.dt.hour * 60 + events.ts.dt.minute).sort_values().to_numpy()
     assert np.array_equal(minutes, np.sort(sample["slot"].to_numpy()))
+
+
+def test_user_mix_and_filled_days_under_the_grammar(tiny, tmp_path):
+    """With `user_mix` and `fill_days` a random model's week has each day exactly as long as drawn from
+    the user's own days, and its behaviours and zones in the user's own proportions (the quotas)."""
+    from dataclasses import replace
+
+    from tiny_lm import build_tiny_model
+
+    from behaviorflow.behaviorgen.contexts import day_caps, max_events_per_day, own_mix
+    from behaviorflow.behaviorgen.generate import LLMGenerationSettings, generate_with_llm
+    from behaviorflow.lm.grammar import quotas
+    from behaviorflow.lm.local import TransformersBackend
+
+    split, profiles = tiny
+    _, personal = user_contexts(split, profiles, 1, 0)
+    personal = personal[:3]
+    zones, behaviors = vocabularies(split, 10)
+    backend = TransformersBackend(build_tiny_model(tmp_path / "m", seed=3), device="cpu", threads=2)
+    settings = LLMGenerationSettings(sample_days=2, max_attempts=1, batch_size=3, constrained=True,
+                                     max_per_day=max_events_per_day(split), user_mix=True, fill_days=True,
+                                     sampling=Sampling(1.5, 1.0, 4000))
+    events, log = generate_with_llm(personal, CachedLLM(backend, LLMCache(tmp_path / "c")), settings, zones,
+                                    behaviors, 30, "mix")
+    assert log["valid"].all() and len(log) == len(personal)
+    for j, ctx in enumerate(personal):
+        week = events[events["source_user"] == ctx.user_id]
+        days = [ctx.start + dt.timedelta(days=i) for i in range(7)]
+        caps = day_caps(ctx.events, days, np.random.default_rng([settings.seed, j]), settings.max_per_day)
+        assert week.groupby(week.ts.dt.date).size().reindex(days, fill_value=0).tolist() == list(caps)
+        assert week["behavior"].value_counts().to_dict() == {
+            b: n for b, n in quotas(own_mix(ctx.events, "behavior"), tuple(behaviors), sum(caps)).items() if n}
+        assert set(week["location"]) <= set(ctx.events["location"])
+    plain = generate_with_llm(personal, CachedLLM(backend, LLMCache(tmp_path / "c")),
+                              replace(settings, user_mix=False, fill_days=False), zones, behaviors, 30, "plain")[0]
+    assert set(plain["behavior"]) - set().union(*(set(c.events["behavior"]) for c in personal))  # without: any

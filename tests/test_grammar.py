@@ -106,6 +106,56 @@ def test_max_run_stops_a_behaviour_repeating_within_a_day(random_backend):
                              random_backend.tokenizer, 0, 600)
 
 
+def test_mixes_share_the_lines_out_in_proportion_and_leave_out_the_unweighted(random_backend):
+    from behaviorflow.lm.grammar import quotas
+
+    assert quotas((("music", 3), ("email", 1)), BEHAVIORS, 28) == {"music": 21, "email": 7}
+    assert quotas((("a", 1), ("b", 1), ("c", 1)), ("a", "b", "c"), 4) == {"a": 2, "b": 1, "c": 1}  # largest remainder
+    assert quotas((("music", 2), ("gone", 5)), BEHAVIORS, 3) == {"music": 3}  # outside the vocabulary: ignored
+    counts = {}
+    for floors in (1, 4):
+        grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 4, max_run=1, min_per_day=floors,
+                               behavior_mix=(("music", 3), ("email", 1)), zone_mix=(("z10", 1), ("z2", 1)))
+        hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=1200, grammar=grammar)
+        out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
+        counts[floors] = []
+        for completion in out:
+            parsed = _parse(completion.text, 1)
+            assert parsed.valid, completion.text
+            assert {e[3] for e in parsed.events} <= {"music", "email"}  # `mus`, `messaging`: no weight
+            assert {e[2] for e in parsed.events} <= {"z10", "z2"}
+            counts[floors].append(tuple(sum(e[i] == v for e in parsed.events)
+                                        for i, v in ((3, "music"), (3, "email"), (2, "z10"))))
+    # every day filled: the week's 28 lines are exactly the quotas (21 music, 7 email; 14 in z10)
+    assert set(counts[4]) == {(21, 7, 14)}
+    assert all(m <= 21 and e <= 7 and z <= 14 for m, e, z in counts[1])
+    with pytest.raises(ValueError, match="no option of the vocabulary"):
+        quotas((("gone", 1),), BEHAVIORS, 5)
+
+
+def test_floors_equal_to_caps_give_each_day_exactly_its_drawn_length(random_backend):
+    caps = (2, 3, 1, 4, 2, 2, 3)
+    lengths = {}
+    for floors in (1, caps):
+        grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, caps, min_per_day=floors)
+        hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=1000, grammar=grammar)
+        out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
+        lengths[floors] = []
+        for completion in out:
+            parsed = _parse(completion.text, 1)
+            assert parsed.valid, completion.text
+            lengths[floors].append(tuple(len(list(g)) for _, g in itertools.groupby(e[0] for e in parsed.events)))
+    assert set(lengths[caps]) == {caps}
+    assert any(n != caps for n in lengths[1])  # without floors the random model ends some days early
+    # a budget too small for the floors: every day still gets a line and the response ends cleanly
+    grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, caps, min_per_day=caps)
+    small = 7 * _line_tokens(random_backend, grammar) + 1 + 30
+    out = random_backend.complete_batch([([{"role": "user", "content": "x"}],
+                                          Sampling(1.5, 1.0, small, grammar=grammar), 3)])
+    parsed = _parse(out[0].text, 1)
+    assert parsed.valid and out[0].finish_reason == "stop", out[0].text
+
+
 def test_grammar_is_part_of_the_cache_key():
     from behaviorflow.lm.backends import LLMCache
 

@@ -218,6 +218,7 @@ rule bua_generate:
         bua=BUA_SETTINGS,
         variant=get_bua_predict_variant,
         sampling=config["generation"]["behaviorgen"]["sampling"],
+        user_mix=config["generation"]["behaviorgen"]["user_mix"],
         slot_minutes=config["slot_minutes"],
         top_zones=get_top_zones,
         device=BUA["device"],

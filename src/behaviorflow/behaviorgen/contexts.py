@@ -57,6 +57,12 @@ def vocabularies(split: pd.DataFrame, top_zones: int) -> tuple[list[str], list[s
     return zones, sorted(visible["behavior"].unique())
 
 
+def own_mix(events: pd.DataFrame, column: str) -> tuple[tuple[str, int], ...]:
+    """How often the user's own visible events show each value of `column` (the grammar's quotas)."""
+    counts = events[column].value_counts().sort_index()
+    return tuple((str(k), int(n)) for k, n in counts.items())
+
+
 def day_caps(events: pd.DataFrame, days: list[dt.date], rng: np.random.Generator, ceiling: int) -> tuple[int, ...]:
     """A cap on each requested day's events, drawn from the user's own days of the same kind
     (weekday or weekend; the other kind when the user has none), at most `ceiling`."""

@@ -23,6 +23,7 @@ from behaviorflow.behaviorgen.contexts import (
     longest_run,
     max_events_per_day,
     user_contexts,
+    own_mix,
     vocabularies,
 )
 from behaviorflow.behaviorgen.outputs import write_outputs
@@ -69,6 +70,10 @@ class LLMGenerationSettings:
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
     days: int = 0  # > 0: one call of this many days from each context's start instead of weeks (table 8)
+    # the grammar shares a response's lines out among behaviours and zones as the user's own events do
+    user_mix: bool = False
+    # each generated day gets exactly its drawn number of events (the cap is also the floor)
+    fill_days: bool = False
 
 
 def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLMGenerationSettings,
@@ -91,9 +96,11 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
                 caps = day_caps(ctx.events, req.days, np.random.default_rng([settings.seed, len(jobs)]),
                                 settings.max_per_day)
                 # and no behaviour repeated in a row more often than the user ever does (a small model's loops)
+                mix = settings.user_mix and len(ctx.events)
                 sampling = replace(sampling, grammar=EventGrammar(
                     tuple(d.weekday() for d in req.days), tuple(zones), tuple(behaviors), settings.slot_minutes,
-                    caps, longest_run(ctx.events)))
+                    caps, longest_run(ctx.events), own_mix(ctx.events, "behavior") if mix else (),
+                    own_mix(ctx.events, "location") if mix else (), caps if settings.fill_days else 1))
             jobs.append((ctx, req, build_messages(req, ctx.profile_text, sample, zones, behaviors, settings.variant),
                          sampling))
     zone_set, behavior_set = set(zones), set(behaviors)
@@ -164,6 +171,7 @@ def llm_settings(settings: dict, split: pd.DataFrame, slot_minutes: int, **overr
         max_attempts=bg["max_attempts"], batch_size=bg["batch_size"], seed=settings["seed"],
         sampling=Sampling(**bg["sampling"]), slot_minutes=slot_minutes,
         constrained=bg.get("constrained", False) and bg["backend"] == "transformers",
+        user_mix=bg.get("user_mix", False), fill_days=bg.get("fill_days", False),
         max_per_day=max_events_per_day(split))
     if bg["backend"] == "openai":
         base = replace(base, price_in_per_1k=bg["openai"]["price_in_per_1k"],

@@ -4,7 +4,11 @@
 lines `Weekday, HH:MM, zone, behaviour`; every requested day in order, none skipped (a day's lines,
 then the next day's); times on the slot grid, never decreasing within a day; zones and behaviours
 from the vocabulary; at most `max_per_day` events a day (one cap for all days, or one per day).
-Optionally (`max_run`) a behaviour may fill at most that many consecutive lines of a day.
+Optionally (`max_run`) a behaviour may fill at most that many consecutive lines of a day; a day
+may have a floor as well as a cap (`min_per_day`); and (`behavior_mix`, `zone_mix`) the response's
+lines may be shared out among behaviours and zones in given proportions (e.g. the user's own
+counts): each gets at most its quota of the caps' total, by largest remainder, and an option
+without a quota is not offered.
 The token budget is shared out so that every day gets at least one line: a day may take another
 line only while the budget still holds a line for each day not yet written. `EventLogitsProcessor`
 masks, at every decoding step, each token that cannot continue a valid response, so every
@@ -36,10 +40,20 @@ class EventGrammar:
     slot_minutes: int = 30
     max_per_day: int | tuple[int, ...] = 48  # one cap for every day, or one per requested day
     max_run: int = 0  # at most this many consecutive lines of one behaviour within a day (0: no limit)
+    # ((behaviour, weight), ...): the lines' shares per behaviour (quotas of the caps' total); () for none
+    behavior_mix: tuple[tuple[str, int], ...] = ()
+    zone_mix: tuple[tuple[str, int], ...] = ()  # the same for zones
+    # the fewest events a day may have (one floor for every day, or one per day): a day ends before
+    # its floor only when the token budget holds no more line for it
+    min_per_day: int | tuple[int, ...] = 1
 
     def cap(self, k: int) -> int:
         """The most events requested day `k` may have."""
         return self.max_per_day[k] if isinstance(self.max_per_day, tuple) else self.max_per_day
+
+    def floor(self, k: int) -> int:
+        """The fewest events requested day `k` should have."""
+        return self.min_per_day[k] if isinstance(self.min_per_day, tuple) else self.min_per_day
 
 
 class _Node:
@@ -72,6 +86,23 @@ class _State:
     generated: int = 0  # tokens generated so far (the weekday field's options depend on the budget left)
     last_behavior: str | None = None  # the behaviour of the day's previous line
     run: int = 0  # how many lines in a row (this day) have had it
+    used: tuple[tuple[str, int], ...] = ()  # lines so far per (field, option) with a quota, sorted
+
+
+def quotas(mix: tuple[tuple[str, int], ...], vocabulary: tuple[str, ...], lines: int) -> dict[str, int]:
+    """`lines` shared out in proportion to `mix`'s weights (largest remainder; ties in `mix` order),
+    over the options that are in `vocabulary`; {} for no mix."""
+    weights = {o: w for o, w in mix if o in vocabulary and w > 0}
+    if not mix:
+        return {}
+    if not weights:
+        raise ValueError("the mix gives no option of the vocabulary a positive weight")
+    total = sum(weights.values())
+    exact = {o: lines * w / total for o, w in weights.items()}
+    out = {o: int(x) for o, x in exact.items()}
+    for o in sorted(exact, key=lambda o: out[o] - exact[o])[:lines - sum(out.values())]:
+        out[o] += 1
+    return out
 
 
 class _RowGrammar:
@@ -86,13 +117,15 @@ class _RowGrammar:
         self._time_ids = {t: enc(f", {hhmm(t)}") for t in times}
         self._zone = _trie({z: enc(f", {z}") for z in grammar.zones})
         self._behavior_ids = {b: enc(f", {b}") for b in grammar.behaviors}
+        self._zone_ids = {z: enc(f", {z}") for z in grammar.zones}
         self._behavior = _trie(self._behavior_ids)
         self._newline = _trie({"\n": enc("\n")})
         self.line_tokens = (max(map(len, self._weekday_ids.values())) + max(map(len, self._time_ids.values()))
                             + max(len(enc(f", {z}")) for z in grammar.zones)
                             + max(len(enc(f", {b}")) for b in grammar.behaviors) + len(enc("\n")))
-        if isinstance(grammar.max_per_day, tuple) and len(grammar.max_per_day) != len(grammar.days):
-            raise ValueError(f"{len(grammar.max_per_day)} per-day caps for {len(grammar.days)} requested days")
+        for name, per_day in (("caps", grammar.max_per_day), ("floors", grammar.min_per_day)):
+            if isinstance(per_day, tuple) and len(per_day) != len(grammar.days):
+                raise ValueError(f"{len(per_day)} per-day {name} for {len(grammar.days)} requested days")
         if min(grammar.cap(k) for k in range(len(grammar.days))) < 1:
             raise ValueError("every requested day needs a cap of at least one event")
         need = self.line_tokens * len(grammar.days) + 1
@@ -104,6 +137,8 @@ class _RowGrammar:
         fields = [self._weekday_ids.values(), self._time_ids.values(), [enc(f", {z}") for z in grammar.zones],
                   [enc(f", {b}") for b in grammar.behaviors], [enc("\n")]]
         self.caps = self._fit_caps(max_new_tokens, sum(sum(map(len, f)) / len(f) for f in fields))
+        self.quotas = {"Z": quotas(grammar.zone_mix, grammar.zones, sum(self.caps)),
+                       "B": quotas(grammar.behavior_mix, grammar.behaviors, sum(self.caps))}
         self._tries: dict = {}
 
     def _fit_caps(self, max_new_tokens: int, avg_line: float) -> list[int]:
@@ -119,8 +154,9 @@ class _RowGrammar:
     def _weekday_root(self, s: _State) -> _Node:
         # the current day while it may take another line, else the next day (consecutive requested
         # days have different names, so the parser maps each line to the same day as here)
-        options = [s.day_pos] if s.day_pos >= 0 and self._room_today(s, s.generated) else []
-        if s.day_pos + 1 < len(self.g.days):
+        room = s.day_pos >= 0 and self._room_today(s, s.generated)
+        options = [s.day_pos] if room else []
+        if s.day_pos + 1 < len(self.g.days) and (not room or self._day_may_end(s)):
             options.append(s.day_pos + 1)
         key = ("W", tuple(options))
         if key not in self._tries:
@@ -135,15 +171,40 @@ class _RowGrammar:
         return self._tries[key]
 
     def _root(self, s: _State) -> _Node:
-        return {"W": self._weekday_root, "T": self._time_root, "Z": lambda _: self._zone,
+        return {"W": self._weekday_root, "T": self._time_root, "Z": self._zone_root,
                 "B": self._behavior_root, "S": lambda _: self._newline}[s.phase](s)
 
-    def _behavior_root(self, s: _State) -> _Node:
-        if not (self.g.max_run and s.run >= self.g.max_run):
-            return self._behavior
-        key = ("B", s.last_behavior)  # the behaviour that has run its course is left out
+    def _left(self, s: _State, field: str) -> list[str] | None:
+        """The options of `field` whose quota is not yet used up (all with a quota, once every
+        quota is spent); None when the field has no quotas."""
+        quota = self.quotas[field]
+        if not quota:
+            return None
+        used = dict(s.used)
+        return [o for o, n in quota.items() if used.get((field, o), 0) < n] or list(quota)
+
+    def _zone_root(self, s: _State) -> _Node:
+        options = self._left(s, "Z")
+        if options is None:
+            return self._zone
+        key = ("Z", tuple(options))
         if key not in self._tries:
-            self._tries[key] = _trie({b: self._behavior_ids[b] for b in self.g.behaviors if b != s.last_behavior})
+            self._tries[key] = _trie({z: self._zone_ids[z] for z in options})
+        return self._tries[key]
+
+    def _behavior_root(self, s: _State) -> _Node:
+        options = self._left(s, "B")
+        limited = options is not None
+        options = list(self.g.behaviors) if options is None else options
+        if self.g.max_run and s.run >= self.g.max_run:
+            # the behaviour that has run its course is left out (unless nothing else is left)
+            options = [b for b in options if b != s.last_behavior] or options
+            limited = True
+        if not limited:
+            return self._behavior
+        key = ("B", tuple(options))
+        if key not in self._tries:
+            self._tries[key] = _trie({b: self._behavior_ids[b] for b in options})
         return self._tries[key]
 
     def _finish_field(self, s: _State, value) -> None:
@@ -155,19 +216,31 @@ class _RowGrammar:
                 s.day_pos, s.count, s.last_behavior, s.run = s.chosen_day, 0, None, 0
             s.last_time, s.count, s.phase = value, s.count + 1, "Z"
         elif s.phase == "Z":
+            self._count(s, "Z", value)
             s.phase = "B"
         elif s.phase == "B":
+            self._count(s, "B", value)
             s.run = s.run + 1 if value == s.last_behavior else 1
             s.last_behavior, s.phase = value, "S"
         else:
             s.phase = "W"
         s.node = None
 
+    def _count(self, s: _State, field: str, value: str) -> None:
+        if self.quotas[field]:  # a new tuple: `allowed` steps shallow copies of the state
+            used = dict(s.used)
+            used[field, value] = used.get((field, value), 0) + 1
+            s.used = tuple(sorted(used.items()))
+
     def _room_today(self, s: _State, generated: int) -> bool:
         """May the current day take another line (its cap, and a line kept for each later day)?"""
         later = len(self.g.days) - 1 - s.day_pos
         budget = self.max_new_tokens - generated - 1  # keep room for the end token
         return s.count < self.caps[s.day_pos] and budget >= self.line_tokens * (1 + later)
+
+    def _day_may_end(self, s: _State) -> bool:
+        """Has the current day reached its floor (scaled like its cap when the budget thinned the caps)?"""
+        return s.count >= min(self.g.floor(s.day_pos), self.caps[s.day_pos])
 
     def _another_line_fits(self, s: _State, generated: int) -> bool:
         return s.day_pos < len(self.g.days) - 1 or self._room_today(s, generated)
@@ -197,7 +270,9 @@ class _RowGrammar:
             nxt = copy.copy(s)
             self._finish_field(nxt, node.value)
             if nxt.phase == "S":
-                if nxt.day_pos == len(self.g.days) - 1:  # the end only once every day has its lines
+                # the end only once every day has its lines (and the last its floor, budget allowing)
+                if nxt.day_pos == len(self.g.days) - 1 and (
+                        self._day_may_end(nxt) or not self._room_today(nxt, generated)):
                     out.add(self.eos)
                 if self._another_line_fits(nxt, generated):
                     out.update(self._newline.children)
