@@ -34,7 +34,7 @@ TINY_CONFIG = {
                    "pretrain": {"max_epochs": 3}, "finetune": {"max_epochs": 3}},
     # BehaviorGen's prompt ablation on a tiny random model (built by make_workdir), under the grammar
     "generation": {"generators": ["markov"], "behaviorgen": {
-        "transformers": {"model": TINY_MODEL, "tune": False, "dtype": "float32"}, "batch_size": 8,
+        "transformers": {"model": TINY_MODEL, "tune": False, "dtype": "float32"}, "batch_size": 8, "user_mix": True,
         "sampling": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 1000}}},
     "validation": {"ablation": {"variants": ["full", "no_role", "no_profile", "no_format", "no_segment"],
                                 "users": 2, "weeks": 2, "seeds": [1]}},
