@@ -133,6 +133,28 @@ def test_mixes_share_the_lines_out_in_proportion_and_leave_out_the_unweighted(ra
         quotas((("gone", 1),), BEHAVIORS, 5)
 
 
+def test_hour_mix_keeps_each_hour_to_its_quota_while_times_move_forward(random_backend):
+    hours = {}
+    for mix in ((), (("7", 1), ("20", 1))):
+        grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 4, hour_mix=mix)
+        hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=1200, grammar=grammar)
+        out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
+        hours[mix] = []
+        for completion in out:
+            parsed = _parse(completion.text, 1)
+            assert parsed.valid, completion.text
+            hours[mix].append([m // 60 for _, m, _, _ in parsed.events])
+    assert len({h for week in hours[()] for h in week}) > 6  # unmixed: the random model's hours scatter
+    for week in hours[(("7", 1), ("20", 1))]:  # 28 lines: 14 a quota
+        assert week.count(7) <= 14 and week.count(20) <= 14 and set(week) <= {7, 20}
+    # a day past the last hour with quota left ends there rather than spend an hour without quota
+    grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 6, hour_mix=(("7", 1),))
+    out = random_backend.complete_batch([([{"role": "user", "content": "x"}],
+                                          Sampling(1.5, 1.0, 1200, grammar=grammar), 2)])
+    parsed = _parse(out[0].text, 1)
+    assert parsed.valid and {m // 60 for _, m, _, _ in parsed.events} == {7}
+
+
 def test_floors_equal_to_caps_give_each_day_exactly_its_drawn_length(random_backend):
     caps = (2, 3, 1, 4, 2, 2, 3)
     lengths = {}
@@ -164,6 +186,18 @@ def test_grammar_is_part_of_the_cache_key():
     g2 = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 11)
     keys = {LLMCache.key({"m": 1}, msgs, Sampling(grammar=g), 0) for g in (None, g1, g2)}
     assert len(keys) == 3
+
+
+def test_the_grammars_code_is_part_of_a_constrained_calls_key(monkeypatch):
+    """An edit to the grammar's code must not return answers decoded under the old code from the cache."""
+    import behaviorflow.lm.backends as backends
+
+    msgs = [{"role": "user", "content": "x"}]
+    g = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 10)
+    before = [backends.LLMCache.key({"m": 1}, msgs, Sampling(grammar=x), 0) for x in (g, None)]
+    monkeypatch.setattr(backends, "grammar_code", lambda: "edited")
+    after = [backends.LLMCache.key({"m": 1}, msgs, Sampling(grammar=x), 0) for x in (g, None)]
+    assert before[0] != after[0] and before[1] == after[1]
 
 
 def test_field_pieces_tokenize_like_whole_lines_for_smollm2():

@@ -58,9 +58,19 @@ def vocabularies(split: pd.DataFrame, top_zones: int) -> tuple[list[str], list[s
 
 
 def own_mix(events: pd.DataFrame, column: str) -> tuple[tuple[str, int], ...]:
-    """How often the user's own visible events show each value of `column` (the grammar's quotas)."""
-    counts = events[column].value_counts().sort_index()
+    """How often the user's own visible events show each value of `column` (`hour`: of the day) —
+    the grammar's quotas."""
+    values = events["ts"].dt.hour if column == "hour" else events[column]
+    counts = values.value_counts().sort_index()
     return tuple((str(k), int(n)) for k, n in counts.items())
+
+
+def mixes(events: pd.DataFrame, on: bool) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """The grammar's behaviour, zone and hour mixes from a user's own events (empty when off or
+    when the user has no events)."""
+    if not on or events.empty:
+        return (), (), ()
+    return own_mix(events, "behavior"), own_mix(events, "location"), own_mix(events, "hour")
 
 
 def day_caps(events: pd.DataFrame, days: list[dt.date], rng: np.random.Generator, ceiling: int) -> tuple[int, ...]:

@@ -22,8 +22,8 @@ from behaviorflow.behaviorgen.contexts import (
     day_caps,
     longest_run,
     max_events_per_day,
+    mixes,
     user_contexts,
-    own_mix,
     vocabularies,
 )
 from behaviorflow.behaviorgen.outputs import write_outputs
@@ -96,11 +96,10 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
                 caps = day_caps(ctx.events, req.days, np.random.default_rng([settings.seed, len(jobs)]),
                                 settings.max_per_day)
                 # and no behaviour repeated in a row more often than the user ever does (a small model's loops)
-                mix = settings.user_mix and len(ctx.events)
                 sampling = replace(sampling, grammar=EventGrammar(
                     tuple(d.weekday() for d in req.days), tuple(zones), tuple(behaviors), settings.slot_minutes,
-                    caps, longest_run(ctx.events), own_mix(ctx.events, "behavior") if mix else (),
-                    own_mix(ctx.events, "location") if mix else (), caps if settings.fill_days else 1))
+                    caps, longest_run(ctx.events), *mixes(ctx.events, settings.user_mix),
+                    min_per_day=caps if settings.fill_days else 1))
             jobs.append((ctx, req, build_messages(req, ctx.profile_text, sample, zones, behaviors, settings.variant),
                          sampling))
     zone_set, behavior_set = set(zones), set(behaviors)

@@ -190,10 +190,10 @@ def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict,
     """Rule bua_generate: the BUA row's next day for each sampled test user (table 8's days): the
     understanding rounds, then the generation round sampled under the one-day event grammar (each
     day's cap drawn from the user's own days and no behaviour repeated in a row more often than the
-    user ever does, and with `user_mix` the user's own behaviour and zone mix as quotas: BehaviorGen's
+    user ever does, and with `user_mix` the user's own behaviour, zone and hour mix as quotas: BehaviorGen's
     grammar); its days and fidelity rows."""
     from behaviorflow.atomic import write_csv, write_parquet
-    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, max_events_per_day, own_mix
+    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, max_events_per_day, mixes
     from behaviorflow.behaviorgen.contexts import vocabularies
     from behaviorflow.behaviorgen.prompts import WeekRequest
     from behaviorflow.behaviorgen.responses import parse_response, to_rows
@@ -211,8 +211,7 @@ def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict,
     ceiling = max_events_per_day(split)
     grammars = [EventGrammar((h.start.weekday(),), tuple(zones), tuple(behaviors), slot_minutes,
                              day_caps(h.events, [h.start], np.random.default_rng([seed, i]), ceiling),
-                             longest_run(h.events), own_mix(h.events, "behavior") if user_mix else (),
-                             own_mix(h.events, "location") if user_mix else ()) for i, h in enumerate(history)]
+                             longest_run(h.events), *mixes(h.events, user_mix)) for i, h in enumerate(history)]
     model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
     rounds = tuple(variant["rounds"])
     replies, final = understand(model, contexts, states, positions=bua["positions"], text_events=bua["text_events"],

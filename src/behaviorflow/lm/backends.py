@@ -13,6 +13,7 @@ backends answer a batch at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -69,6 +70,8 @@ class LLMCache:
     def key(identity: dict, messages: list[dict], sampling: Sampling, seed: int) -> str:
         payload = {"identity": identity, "messages": messages, "sampling": asdict(sampling), "seed": int(seed),
                    "cache_version": CACHE_VERSION}
+        if sampling.grammar is not None:  # the same grammar settings under changed grammar code decode otherwise
+            payload["grammar_code"] = grammar_code()
         return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
     def path(self, key: str) -> Path:
@@ -87,6 +90,12 @@ class LLMCache:
         tmp = path.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(canonical_json(record), encoding="utf-8")
         os.replace(tmp, path)
+
+
+@functools.cache
+def grammar_code() -> str:
+    """The checksum of the grammar's code (`behaviorflow.lm.grammar`): part of a constrained call's key."""
+    return hashlib.sha256((Path(__file__).parent / "grammar.py").read_bytes()).hexdigest()
 
 
 @dataclass

@@ -5,10 +5,11 @@ lines `Weekday, HH:MM, zone, behaviour`; every requested day in order, none skip
 then the next day's); times on the slot grid, never decreasing within a day; zones and behaviours
 from the vocabulary; at most `max_per_day` events a day (one cap for all days, or one per day).
 Optionally (`max_run`) a behaviour may fill at most that many consecutive lines of a day; a day
-may have a floor as well as a cap (`min_per_day`); and (`behavior_mix`, `zone_mix`) the response's
-lines may be shared out among behaviours and zones in given proportions (e.g. the user's own
-counts): each gets at most its quota of the caps' total, by largest remainder, and an option
-without a quota is not offered.
+may have a floor as well as a cap (`min_per_day`); and (`behavior_mix`, `zone_mix`, `hour_mix`)
+the response's lines may be shared out among behaviours, zones and hours of the day in given
+proportions (e.g. the user's own counts): each gets at most its quota of the caps' total, by
+largest remainder, and an option without a quota is not offered (a day ends once no hour with
+quota left is still ahead of it: times only move forward within a day).
 The token budget is shared out so that every day gets at least one line: a day may take another
 line only while the budget still holds a line for each day not yet written. `EventLogitsProcessor`
 masks, at every decoding step, each token that cannot continue a valid response, so every
@@ -43,6 +44,7 @@ class EventGrammar:
     # ((behaviour, weight), ...): the lines' shares per behaviour (quotas of the caps' total); () for none
     behavior_mix: tuple[tuple[str, int], ...] = ()
     zone_mix: tuple[tuple[str, int], ...] = ()  # the same for zones
+    hour_mix: tuple[tuple[str, int], ...] = ()  # the same for the hour of day ("0" ... "23")
     # the fewest events a day may have (one floor for every day, or one per day): a day ends before
     # its floor only when the token budget holds no more line for it
     min_per_day: int | tuple[int, ...] = 1
@@ -138,7 +140,8 @@ class _RowGrammar:
                   [enc(f", {b}") for b in grammar.behaviors], [enc("\n")]]
         self.caps = self._fit_caps(max_new_tokens, sum(sum(map(len, f)) / len(f) for f in fields))
         self.quotas = {"Z": quotas(grammar.zone_mix, grammar.zones, sum(self.caps)),
-                       "B": quotas(grammar.behavior_mix, grammar.behaviors, sum(self.caps))}
+                       "B": quotas(grammar.behavior_mix, grammar.behaviors, sum(self.caps)),
+                       "T": quotas(grammar.hour_mix, tuple(map(str, range(24))), sum(self.caps))}
         self._tries: dict = {}
 
     def _fit_caps(self, max_new_tokens: int, avg_line: float) -> list[int]:
@@ -165,9 +168,13 @@ class _RowGrammar:
 
     def _time_root(self, s: _State) -> _Node:
         floor = s.last_time if s.chosen_day == s.day_pos else -1
-        key = ("T", floor)
+        times = [t for t in self._time_ids if t >= floor]
+        hours = self._left(s, "T")
+        if hours is not None:  # the hours with quota left, else any later time (nothing else is left)
+            times = [t for t in times if str(t // 60) in hours] or times
+        key = ("T", tuple(times))
         if key not in self._tries:
-            self._tries[key] = _trie({t: ids for t, ids in self._time_ids.items() if t >= floor})
+            self._tries[key] = _trie({t: self._time_ids[t] for t in times})
         return self._tries[key]
 
     def _root(self, s: _State) -> _Node:
@@ -212,6 +219,7 @@ class _RowGrammar:
         if s.phase == "W":
             s.chosen_day, s.phase = value, "T"
         elif s.phase == "T":
+            self._count(s, "T", str(value // 60))
             if s.chosen_day != s.day_pos:
                 s.day_pos, s.count, s.last_behavior, s.run = s.chosen_day, 0, None, 0
             s.last_time, s.count, s.phase = value, s.count + 1, "Z"
@@ -233,10 +241,14 @@ class _RowGrammar:
             s.used = tuple(sorted(used.items()))
 
     def _room_today(self, s: _State, generated: int) -> bool:
-        """May the current day take another line (its cap, and a line kept for each later day)?"""
+        """May the current day take another line (its cap, a line kept for each later day, and with
+        an hour mix, an hour with quota left that is not behind the day's last time)?"""
         later = len(self.g.days) - 1 - s.day_pos
         budget = self.max_new_tokens - generated - 1  # keep room for the end token
-        return s.count < self.caps[s.day_pos] and budget >= self.line_tokens * (1 + later)
+        if s.count >= self.caps[s.day_pos] or budget < self.line_tokens * (1 + later):
+            return False
+        hours = self._left(s, "T")
+        return hours is None or any(int(h) * 60 + 59 >= s.last_time for h in hours)
 
     def _day_may_end(self, s: _State) -> bool:
         """Has the current day reached its floor (scaled like its cap when the budget thinned the caps)?"""
