@@ -106,6 +106,15 @@ def test_max_run_stops_a_behaviour_repeating_within_a_day(random_backend):
                              random_backend.tokenizer, 0, 600)
 
 
+def _hot_weeks(backend, grammar, tokens=1200):
+    """Six weeks of the random model at temperature 1.5 under `grammar`, each parsed (and valid)."""
+    hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=tokens, grammar=grammar)
+    out = backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
+    weeks = [_parse(c.text, 1) for c in out]
+    assert all(w.valid for w in weeks), [c.text for c, w in zip(out, weeks) if not w.valid]
+    return [w.events for w in weeks]
+
+
 def test_mixes_share_the_lines_out_in_proportion_and_leave_out_the_unweighted(random_backend):
     from behaviorflow.lm.grammar import quotas
 
@@ -116,15 +125,11 @@ def test_mixes_share_the_lines_out_in_proportion_and_leave_out_the_unweighted(ra
     for floors in (1, 4):
         grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 4, max_run=1, min_per_day=floors,
                                behavior_mix=(("music", 3), ("email", 1)), zone_mix=(("z10", 1), ("z2", 1)))
-        hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=1200, grammar=grammar)
-        out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
         counts[floors] = []
-        for completion in out:
-            parsed = _parse(completion.text, 1)
-            assert parsed.valid, completion.text
-            assert {e[3] for e in parsed.events} <= {"music", "email"}  # `mus`, `messaging`: no weight
-            assert {e[2] for e in parsed.events} <= {"z10", "z2"}
-            counts[floors].append(tuple(sum(e[i] == v for e in parsed.events)
+        for events in _hot_weeks(random_backend, grammar):
+            assert {e[3] for e in events} <= {"music", "email"}  # `mus`, `messaging`: no weight
+            assert {e[2] for e in events} <= {"z10", "z2"}
+            counts[floors].append(tuple(sum(e[i] == v for e in events)
                                         for i, v in ((3, "music"), (3, "email"), (2, "z10"))))
     # every day filled: the week's 28 lines are exactly the quotas (21 music, 7 email; 14 in z10)
     assert set(counts[4]) == {(21, 7, 14)}
@@ -137,13 +142,7 @@ def test_hour_mix_keeps_each_hour_to_its_quota_while_times_move_forward(random_b
     hours = {}
     for mix in ((), (("7", 1), ("20", 1))):
         grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, 4, hour_mix=mix)
-        hot = Sampling(temperature=1.5, top_p=1.0, max_new_tokens=1200, grammar=grammar)
-        out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}], hot, s) for s in range(6)])
-        hours[mix] = []
-        for completion in out:
-            parsed = _parse(completion.text, 1)
-            assert parsed.valid, completion.text
-            hours[mix].append([m // 60 for _, m, _, _ in parsed.events])
+        hours[mix] = [[m // 60 for _, m, _, _ in events] for events in _hot_weeks(random_backend, grammar)]
     assert len({h for week in hours[()] for h in week}) > 6  # unmixed: the random model's hours scatter
     for week in hours[(("7", 1), ("20", 1))]:  # 28 lines: 14 a quota
         assert week.count(7) <= 14 and week.count(20) <= 14 and set(week) <= {7, 20}
