@@ -248,7 +248,7 @@ class _RowGrammar:
         if s.count >= self.caps[s.day_pos] or budget < self.line_tokens * (1 + later):
             return False
         hours = self._left(s, "T")
-        return hours is None or any(int(h) * 60 + 59 >= s.last_time for h in hours)
+        return hours is None or any(t >= s.last_time and str(t // 60) in hours for t in self._time_ids)
 
     def _day_may_end(self, s: _State) -> bool:
         """Has the current day reached its floor (scaled like its cap when the budget thinned the caps)?"""
