@@ -70,9 +70,9 @@ class LLMGenerationSettings:
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
     days: int = 0  # > 0: one call of this many days from each context's start instead of weeks (table 8)
-    # the grammar shares a response's lines out among behaviours and zones as the user's own events do
+    # the grammar shares a response's lines out among behaviours, zones and hours as the user's own events do
     user_mix: bool = False
-    # each generated day gets exactly its drawn number of events (the cap is also the floor)
+    # a generated day may not end before its drawn number of events (the cap is also the floor), room allowing
     fill_days: bool = False
 
 

@@ -193,8 +193,7 @@ def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict,
     user ever does, and with `user_mix` the user's own behaviour, zone and hour mix as quotas: BehaviorGen's
     grammar); its days and fidelity rows."""
     from behaviorflow.atomic import write_csv, write_parquet
-    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, max_events_per_day, mixes
-    from behaviorflow.behaviorgen.contexts import vocabularies
+    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, max_events_per_day, mixes, vocabularies
     from behaviorflow.behaviorgen.prompts import WeekRequest
     from behaviorflow.behaviorgen.responses import parse_response, to_rows
     from behaviorflow.bua.days import history_contexts, metric_rows, real_days, synthetic_frame

@@ -46,7 +46,7 @@ class EventGrammar:
     zone_mix: tuple[tuple[str, int], ...] = ()  # the same for zones
     hour_mix: tuple[tuple[str, int], ...] = ()  # the same for the hour of day ("0" ... "23")
     # the fewest events a day may have (one floor for every day, or one per day): a day ends before
-    # its floor only when the token budget holds no more line for it
+    # its floor only when the token budget (or, with an hour mix, the hours left) holds no more line for it
     min_per_day: int | tuple[int, ...] = 1
 
     def cap(self, k: int) -> int:
@@ -117,14 +117,14 @@ class _RowGrammar:
         self._weekday_ids = {d: enc(WEEKDAYS[d]) for d in set(grammar.days)}
         times = range(0, 24 * 60, grammar.slot_minutes)
         self._time_ids = {t: enc(f", {hhmm(t)}") for t in times}
-        self._zone = _trie({z: enc(f", {z}") for z in grammar.zones})
-        self._behavior_ids = {b: enc(f", {b}") for b in grammar.behaviors}
         self._zone_ids = {z: enc(f", {z}") for z in grammar.zones}
+        self._zone = _trie(self._zone_ids)
+        self._behavior_ids = {b: enc(f", {b}") for b in grammar.behaviors}
         self._behavior = _trie(self._behavior_ids)
         self._newline = _trie({"\n": enc("\n")})
         self.line_tokens = (max(map(len, self._weekday_ids.values())) + max(map(len, self._time_ids.values()))
-                            + max(len(enc(f", {z}")) for z in grammar.zones)
-                            + max(len(enc(f", {b}")) for b in grammar.behaviors) + len(enc("\n")))
+                            + max(map(len, self._zone_ids.values()))
+                            + max(map(len, self._behavior_ids.values())) + len(enc("\n")))
         for name, per_day in (("caps", grammar.max_per_day), ("floors", grammar.min_per_day)):
             if isinstance(per_day, tuple) and len(per_day) != len(grammar.days):
                 raise ValueError(f"{len(per_day)} per-day {name} for {len(grammar.days)} requested days")
@@ -136,8 +136,8 @@ class _RowGrammar:
                              f"tokens) for each of the {len(grammar.days)} requested days and the end token "
                              f"({need}); raise generation.behaviorgen.sampling.max_new_tokens")
         # a line's average length over the field options (each field's options equally likely)
-        fields = [self._weekday_ids.values(), self._time_ids.values(), [enc(f", {z}") for z in grammar.zones],
-                  [enc(f", {b}") for b in grammar.behaviors], [enc("\n")]]
+        fields = [self._weekday_ids.values(), self._time_ids.values(), self._zone_ids.values(),
+                  self._behavior_ids.values(), [enc("\n")]]
         self.caps = self._fit_caps(max_new_tokens, sum(sum(map(len, f)) / len(f) for f in fields))
         self.quotas = {"Z": quotas(grammar.zone_mix, grammar.zones, sum(self.caps)),
                        "B": quotas(grammar.behavior_mix, grammar.behaviors, sum(self.caps)),
@@ -170,7 +170,7 @@ class _RowGrammar:
         floor = s.last_time if s.chosen_day == s.day_pos else -1
         times = [t for t in self._time_ids if t >= floor]
         hours = self._left(s, "T")
-        if hours is not None:  # the hours with quota left, else any later time (nothing else is left)
+        if hours is not None:  # the hours with quota left (`_room_today` keeps one ahead), else any later time
             times = [t for t in times if str(t // 60) in hours] or times
         key = ("T", tuple(times))
         if key not in self._tries:
