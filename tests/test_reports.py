@@ -3,10 +3,13 @@ tiny workflow (figures embedded, python3 kernel, no secret, identical on a rerun
 
 import hashlib
 import json
+import multiprocessing
 import re
 import secrets
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -128,6 +131,26 @@ def test_a_secret_in_parameters_or_outputs_stops_the_report(tmp_path, monkeypatc
     with pytest.raises(SecretInReport, match="BEHAVIORFLOW_PSEUDONYM_KEY"):
         render_notebook(template, tmp_path / "out.ipynb", tmp_path / "out.html", {"x": 2})
     assert not (tmp_path / "out.ipynb").exists() and not (tmp_path / "out.html").exists()
+
+
+def _render_transport(work: Path, i: int) -> str:
+    render_notebook(work / "transport.ipynb", work / f"out{i}.ipynb", work / f"out{i}.html", {"x": i})
+    return (work / f"out{i}.html").read_text()
+
+
+def test_reports_started_together_each_get_their_own_kernel_sockets(tmp_path):
+    # TCP ports picked by bind-and-release collide when reports start at once (CI died on
+    # "Address already in use"); kernels talk over Unix sockets in a private directory instead
+    template = tmp_path / "transport.ipynb"
+    book = new_notebook(cells=[new_code_cell("x = 0", metadata={"tags": ["parameters"]}),
+                               new_code_cell("from ipykernel.connect import get_connection_info\n"
+                                             "print('transport', get_connection_info(unpack=True)['transport'], x)")],
+                        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(book, template)
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pages = list(pool.map(_render_transport, [tmp_path] * 4, range(4)))
+    for i, page in enumerate(pages):
+        assert f"transport ipc {i}" in page
 
 
 def test_notebook_templates_pin_the_python3_kernel_and_have_a_parameters_cell():

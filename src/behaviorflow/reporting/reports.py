@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 KERNEL = "python3"
@@ -53,6 +54,22 @@ def _strip_volatile(nb, template, notebook) -> None:
             cell.metadata.papermill.update(start_time=None, end_time=None, duration=None)
 
 
+def _private_kernel_sockets(directory: str):
+    """Kernel configuration that talks over Unix sockets in `directory`, not TCP ports.
+
+    With TCP, jupyter_client picks free ports by binding and releasing them before the kernel
+    binds them; two reports starting at once (snakemake --cores 2) can pick the same port and one
+    kernel dies with "Address already in use" (nteract/papermill#511). Sockets in a private
+    directory cannot collide.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = os.path.join(directory, "kernel")
+    return config
+
+
 def render_notebook(template, notebook, html, parameters: dict, secret_envs=(), cwd=None) -> None:
     """Execute `template` on the python3 kernel with `parameters`; write the notebook and its HTML.
 
@@ -66,8 +83,10 @@ def render_notebook(template, notebook, html, parameters: dict, secret_envs=(), 
     from behaviorflow.atomic import write_text
 
     check_no_secrets({"the notebook parameters": repr(parameters)}, secret_envs)
-    nb = papermill.execute_notebook(str(template), None, parameters=parameters, kernel_name=KERNEL,
-                                    progress_bar=False, cwd=str(cwd or Path.cwd()))
+    with tempfile.TemporaryDirectory(prefix="bf-kernel-") as sockets:
+        nb = papermill.execute_notebook(str(template), None, parameters=parameters, kernel_name=KERNEL,
+                                        progress_bar=False, cwd=str(cwd or Path.cwd()),
+                                        config=_private_kernel_sockets(sockets))
     _strip_volatile(nb, template, notebook)
     text = nbformat.writes(nb)
     body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
