@@ -57,6 +57,44 @@ def test_tuned_backend_generates_valid_weeks_with_left_padded_batches(tuned):
     assert parsed.valid and len(parsed.events) == 7
 
 
+def test_attention_on_the_cache_prefix_in_use_is_plain_sdpa(tuned, monkeypatch):
+    """The backend's attention reads only the static cache's slots in use, with the same result."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base, adapter, _ = tuned
+    backend = TransformersBackend(base, adapter, device="cpu", threads=2)
+    plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, attn_implementation="sdpa")
+    from peft import PeftModel
+
+    plain = PeftModel.from_pretrained(plain, adapter).merge_and_unload().eval()
+    tok = backend.tokenizer
+    prompts = [backend.prompt_ids([{"role": "user", "content": text}])
+               for text in ("Generate week 1 of user u1.", "Now generate week 5 of user u2, then stop here.")]
+    batch = tok.pad({"input_ids": prompts}, return_tensors="pt")  # left padding: a mask at every step
+    new_tokens, width = 30, batch["input_ids"].shape[1]
+    kwargs = dict(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens, cache_implementation="static",
+                  output_scores=True, return_dict_in_generate=True, pad_token_id=tok.pad_token_id)
+    keys_read = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counting(query, key, value, *args, **kw):
+        keys_read.append(key.shape[-2])
+        return sdpa(query, key, value, *args, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting)
+    with torch.no_grad():
+        ours = backend.model.generate(**batch, **kwargs)
+        prefix_reads, keys_read[:] = list(keys_read), []
+        reference = plain.generate(**batch, **kwargs)
+    assert torch.equal(ours.sequences, reference.sequences)
+    for a, b in zip(ours.scores, reference.scores, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    layers = plain.config.num_hidden_layers
+    assert set(keys_read) == {width + new_tokens - 1}  # plain SDPA reads the whole static cache every step
+    assert prefix_reads == [width + step for step in range(new_tokens) for _ in range(layers)]
+
+
 def test_seeded_sampling_and_truncation(tuned, tmp_path):
     base, _, _ = tuned
     backend = TransformersBackend(base, None, device="cpu", threads=2)
