@@ -168,6 +168,15 @@ def test_floors_equal_to_caps_give_each_day_exactly_its_drawn_length(random_back
             lengths[floors].append(tuple(len(list(g)) for _, g in itertools.groupby(e[0] for e in parsed.events)))
     assert set(lengths[caps]) == {caps}
     assert any(n != caps for n in lengths[1])  # without floors the random model ends some days early
+    # with an hour mix too: no day's time jumps so late that the hours left cannot hold its floor
+    spread = tuple((str(h), 1) for h in range(6, 23))  # 17 hours, one line each: exactly the caps' total
+    grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, caps, min_per_day=caps, hour_mix=spread)
+    out = random_backend.complete_batch([([{"role": "user", "content": f"u{s}"}],
+                                          Sampling(1.5, 1.0, 1000, grammar=grammar), s) for s in range(6)])
+    for completion in out:
+        parsed = _parse(completion.text, 1)
+        assert tuple(len(list(g)) for _, g in itertools.groupby(e[0] for e in parsed.events)) == caps
+        assert sorted(m // 60 for _, m, _, _ in parsed.events) == list(range(6, 23))
     # a budget too small for the floors: every day still gets a line and the response ends cleanly
     grammar = EventGrammar(tuple(range(7)), ZONES, BEHAVIORS, 30, caps, min_per_day=caps)
     small = 7 * _line_tokens(random_backend, grammar) + 1 + 30

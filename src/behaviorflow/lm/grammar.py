@@ -172,10 +172,26 @@ class _RowGrammar:
         hours = self._left(s, "T")
         if hours is not None:  # the hours with quota left (`_room_today` keeps one ahead), else any later time
             times = [t for t in times if str(t // 60) in hours] or times
+            # and no time so late that the hours' quota left from it on cannot hold the day's floor
+            # (a model that jumped to 20:00 at a day's first line ended the day at a third of its length)
+            day = s.chosen_day
+            need = min(self.g.floor(day), self.caps[day]) - (s.count if day == s.day_pos else 0)
+            if need > 1:
+                ahead = self._hour_quota_ahead(s)
+                times = [t for t in times if ahead[t // 60] >= need] or times
         key = ("T", tuple(times))
         if key not in self._tries:
             self._tries[key] = _trie({t: self._time_ids[t] for t in times})
         return self._tries[key]
+
+    def _hour_quota_ahead(self, s: _State) -> list[int]:
+        """For each hour h, the lines the hour quotas still allow at hours h..23."""
+        used = dict(s.used)
+        left = [max(0, self.quotas["T"].get(str(h), 0) - used.get(("T", str(h)), 0)) for h in range(24)]
+        ahead = [0] * 25
+        for h in range(23, -1, -1):
+            ahead[h] = ahead[h + 1] + left[h]
+        return ahead
 
     def _root(self, s: _State) -> _Node:
         return {"W": self._weekday_root, "T": self._time_root, "Z": self._zone_root,
