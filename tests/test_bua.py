@@ -373,8 +373,9 @@ def test_bua_generation_parses_under_the_one_day_grammar(curriculum, tmp_path):
 
     from behaviorflow.behaviorgen.prompts import WeekRequest
     from behaviorflow.behaviorgen.responses import parse_response
-    from behaviorflow.bua.days import METRICS
-    from behaviorflow.bua.infer import bua_generate
+    from behaviorflow.behaviorgen.contexts import max_events_per_day
+    from behaviorflow.bua.days import METRICS, history_contexts
+    from behaviorflow.bua.infer import bua_generate, day_grammars
 
     paths, _, _ = curriculum
     out = {"days": tmp_path / "d.parquet", "answers": tmp_path / "a.parquet", "metrics": tmp_path / "m.csv"}
@@ -408,6 +409,17 @@ def test_bua_generation_parses_under_the_one_day_grammar(curriculum, tmp_path):
                  slot_minutes=30, top_zones=2, user_mix=True)
     for user, day in pd.read_parquet(mixed["days"]).groupby("user_id"):  # quotas: only the user's own behaviours
         assert set(day["behavior"]) <= set(split.loc[split["user_id"] == user, "behavior"])
+    # with filled days each day is as long as its drawn cap (BUA ended its days early without a floor)
+    filled = {k: tmp_path / f"fill_{v.name}" for k, v in out.items()}
+    roomy = {**BUA, "generation": {**BUA["generation"], "max_new_tokens": 400}}  # the budget thins no cap
+    bua_generate(paths["split"], paths["states"], paths["model"], paths["dir"] / "s3", filled, dataset="tiny",
+                 method="bua", seed=1, bua=roomy, variant={"rounds": ROUNDS_ALL, "balance": True}, sampling=sampling,
+                 slot_minutes=30, top_zones=2, user_mix=True, fill_days=True)
+    history = history_contexts(split, None, list(zip(answers["user_id"], answers["event_idx"])))
+    grammars = day_grammars(history, ["z1", "z2", "z_other"], sorted(split["behavior"].unique()), 30, 1,
+                            max_events_per_day(split), True, True)
+    lengths = pd.read_parquet(filled["days"]).groupby("user_id").size()
+    assert [lengths[h.user_id] for h in history] == [g.cap(0) for g in grammars]
 
 
 def test_day_fidelity_is_perfect_on_the_real_days_and_markov_writes_the_asked_day():

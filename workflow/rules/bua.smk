@@ -219,6 +219,7 @@ rule bua_generate:
         variant=get_bua_predict_variant,
         sampling=config["generation"]["behaviorgen"]["sampling"],
         user_mix=config["generation"]["behaviorgen"]["user_mix"],
+        fill_days=config["generation"]["behaviorgen"]["fill_days"],
         slot_minutes=config["slot_minutes"],
         top_zones=get_top_zones,
         device=BUA["device"],

@@ -183,23 +183,40 @@ def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, 
     return rows
 
 
+def day_grammars(history, zones, behaviors, slot_minutes: int, seed: int, ceiling: int, user_mix: bool,
+                 fill_days: bool) -> list:
+    """The one-day event grammar of each history context (`bua.days.history_contexts`), in order:
+    the day's cap drawn from the user's own days (seeded by the context's position), no behaviour in a
+    row longer than the user's longest run, the user's mixes as quotas (`user_mix`), the cap as the
+    floor too (`fill_days`)."""
+    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, mixes
+    from behaviorflow.lm.grammar import EventGrammar
+
+    grammars = []
+    for i, h in enumerate(history):
+        caps = day_caps(h.events, [h.start], np.random.default_rng([seed, i]), ceiling)
+        grammars.append(EventGrammar((h.start.weekday(),), tuple(zones), tuple(behaviors), slot_minutes, caps,
+                                     longest_run(h.events), *mixes(h.events, user_mix),
+                                     min_per_day=caps if fill_days else 1))
+    return grammars
+
+
 def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str,
                  method: str, seed: int, bua: dict, variant: dict, sampling: dict, slot_minutes: int,
-                 top_zones: int, user_mix: bool = False, device: str = "auto", dtype: str = "float32",
-                 threads: int | None = None):
+                 top_zones: int, user_mix: bool = False, fill_days: bool = False, device: str = "auto",
+                 dtype: str = "float32", threads: int | None = None):
     """Rule bua_generate: the BUA row's next day for each sampled test user (table 8's days): the
     understanding rounds, then the generation round sampled under the one-day event grammar (each
     day's cap drawn from the user's own days and no behaviour repeated in a row more often than the
-    user ever does, and with `user_mix` the user's own behaviour, zone and hour mix as quotas: BehaviorGen's
-    grammar); its days and fidelity rows."""
+    user ever does, with `user_mix` the user's own behaviour, zone and hour mix as quotas, and with
+    `fill_days` the drawn cap as the day's floor too: BehaviorGen's grammar); its days and fidelity rows."""
     from behaviorflow.atomic import write_csv, write_parquet
-    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, max_events_per_day, mixes, vocabularies
+    from behaviorflow.behaviorgen.contexts import max_events_per_day, vocabularies
     from behaviorflow.behaviorgen.prompts import WeekRequest
     from behaviorflow.behaviorgen.responses import parse_response, to_rows
     from behaviorflow.bua.days import history_contexts, metric_rows, real_days, synthetic_frame
     from behaviorflow.bua.stages import load_samples
     from behaviorflow.lm.backends import Sampling
-    from behaviorflow.lm.grammar import EventGrammar
     from behaviorflow.lm.scoring import prompt_ids
 
     split, samples = load_samples(split_path, states_path, bua["window"], ("gen_test",))
@@ -208,9 +225,7 @@ def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict,
     history = history_contexts(split, None, keys)  # the dates, history and caps (BUA reads no profile)
     zones, behaviors = vocabularies(split, top_zones)
     ceiling = max_events_per_day(split)
-    grammars = [EventGrammar((h.start.weekday(),), tuple(zones), tuple(behaviors), slot_minutes,
-                             day_caps(h.events, [h.start], np.random.default_rng([seed, i]), ceiling),
-                             longest_run(h.events), *mixes(h.events, user_mix)) for i, h in enumerate(history)]
+    grammars = day_grammars(history, zones, behaviors, slot_minutes, seed, ceiling, user_mix, fill_days)
     model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
     rounds = tuple(variant["rounds"])
     replies, final = understand(model, contexts, states, positions=bua["positions"], text_events=bua["text_events"],
