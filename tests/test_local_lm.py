@@ -60,13 +60,12 @@ def test_tuned_backend_generates_valid_weeks_with_left_padded_batches(tuned):
 def test_attention_on_the_cache_prefix_in_use_is_plain_sdpa(tuned, monkeypatch):
     """The backend's attention reads only the static cache's slots in use, with the same result."""
     import torch
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     base, adapter, _ = tuned
     backend = TransformersBackend(base, adapter, device="cpu", threads=2)
     plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, attn_implementation="sdpa")
-    from peft import PeftModel
-
     plain = PeftModel.from_pretrained(plain, adapter).merge_and_unload().eval()
     tok = backend.tokenizer
     prompts = [backend.prompt_ids([{"role": "user", "content": text}])

@@ -19,11 +19,9 @@ from tqdm import tqdm
 
 from behaviorflow.behaviorgen.contexts import (
     UserContext,
-    day_caps,
-    longest_run,
     max_events_per_day,
-    mixes,
     user_contexts,
+    user_grammar,
     vocabularies,
 )
 from behaviorflow.behaviorgen.outputs import write_outputs
@@ -40,7 +38,6 @@ from behaviorflow.config import from_schema
 __all__ = ["LLMGenerationSettings", "generate_with_llm", "generate_part", "generate_synthetic", "user_contexts",
            "vocabularies", "parse_response", "UserContext", "PARTS"]
 from behaviorflow.lm.backends import CachedLLM, Sampling, cached_llm
-from behaviorflow.lm.grammar import EventGrammar
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +90,10 @@ def generate_with_llm(contexts: list[UserContext], llm: CachedLLM, settings: LLM
             sampling = settings.sampling
             if settings.constrained:
                 # each day's cap drawn from the user's own days (seeded per call: the cache key holds it)
-                caps = day_caps(ctx.events, req.days, np.random.default_rng([settings.seed, len(jobs)]),
-                                settings.max_per_day)
-                # and no behaviour repeated in a row more often than the user ever does (a small model's loops)
-                sampling = replace(sampling, grammar=EventGrammar(
-                    tuple(d.weekday() for d in req.days), tuple(zones), tuple(behaviors), settings.slot_minutes,
-                    caps, longest_run(ctx.events), *mixes(ctx.events, settings.user_mix),
-                    min_per_day=caps if settings.fill_days else 1))
+                grammar = user_grammar(ctx.events, req.days, zones, behaviors, settings.slot_minutes,
+                                       np.random.default_rng([settings.seed, len(jobs)]), settings.max_per_day,
+                                       settings.user_mix, settings.fill_days)
+                sampling = replace(sampling, grammar=grammar)
             jobs.append((ctx, req, build_messages(req, ctx.profile_text, sample, zones, behaviors, settings.variant),
                          sampling))
     zone_set, behavior_set = set(zones), set(behaviors)

@@ -189,16 +189,10 @@ def day_grammars(history, zones, behaviors, slot_minutes: int, seed: int, ceilin
     the day's cap drawn from the user's own days (seeded by the context's position), no behaviour in a
     row longer than the user's longest run, the user's mixes as quotas (`user_mix`), the cap as the
     floor too (`fill_days`)."""
-    from behaviorflow.behaviorgen.contexts import day_caps, longest_run, mixes
-    from behaviorflow.lm.grammar import EventGrammar
+    from behaviorflow.behaviorgen.contexts import user_grammar
 
-    grammars = []
-    for i, h in enumerate(history):
-        caps = day_caps(h.events, [h.start], np.random.default_rng([seed, i]), ceiling)
-        grammars.append(EventGrammar((h.start.weekday(),), tuple(zones), tuple(behaviors), slot_minutes, caps,
-                                     longest_run(h.events), *mixes(h.events, user_mix),
-                                     min_per_day=caps if fill_days else 1))
-    return grammars
+    return [user_grammar(h.events, [h.start], zones, behaviors, slot_minutes, np.random.default_rng([seed, i]),
+                         ceiling, user_mix, fill_days) for i, h in enumerate(history)]
 
 
 def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str,
