@@ -22,6 +22,7 @@ from behaviorflow.behaviorgen.prompts import (
     sample_events,
 )
 from behaviorflow.lm.backends import CachedLLM, Completion, LLMCache, Sampling
+from behaviorflow.validation.metrics import jsd
 
 MONDAY = dt.date(2024, 4, 29)
 ZONES = {"z1", "z2", "z_other"}
@@ -68,6 +69,24 @@ def test_population_sources_are_train_users_and_personal_are_val_test(tiny):
     for c in personal:
         assert set(c.events["part"]) == {"support"}
         assert len(c.events) == ((split.user_id == c.user_id) & (split.part == "support")).sum()
+
+
+def test_representative_sources_hold_the_training_mix_closer_than_random_ones(tiny):
+    """The representative choice: train users whose pooled behaviour mix is the training pool's."""
+    split, profiles = tiny
+    train = split[split["part"] == "train"]
+
+    def gap(mode, seed):
+        population, _ = user_contexts(split, profiles, 3, seed, population_sources=mode)
+        assert len(population) == 3 and len({c.user_id for c in population}) == 3
+        chosen = train[train["user_id"].isin([c.user_id for c in population])]
+        return jsd(train["behavior"], chosen["behavior"]), [c.user_id for c in population]
+
+    representative, chosen = gap("representative", 1)
+    assert gap("representative", 1)[1] == chosen  # seeded: the same users again
+    assert representative < np.mean([gap("random", seed)[0] for seed in range(5)])
+    with pytest.raises(ValueError, match="population_sources"):
+        user_contexts(split, profiles, 3, 1, population_sources="best")
 
 
 VALID = "Monday, 08:00, z1, messaging\nMonday, 08:00, z2, music\nWednesday, 21:15, z_other, music\nSunday, 23:59, z1, messaging"

@@ -79,6 +79,22 @@ def test_held_out_weeks_given_as_synthetic_score_perfect_fidelity(tiny_split):
         assert out.loc[(level, "bleu_event"), "value"] == pytest.approx(1.0)
 
 
+def test_population_rows_carry_their_source_users_floor(tiny_split):
+    """Beside a population, the source users' own training events judged against all training events."""
+    split, _ = tiny_split
+    train = split[split["part"] == "train"]
+    sources = sorted(train["user_id"].unique())[:3]
+    population = train[train["user_id"].isin(sources)].assign(source_user=lambda d: d["user_id"])
+    out = fidelity_rows(split, {"population": population})
+    floor = out[out["data"] == "population_sources"].set_index("metric")
+    assert set(floor["level"]) == {"population"} and set(floor["n"]) == {3}
+    assert not floor.index.str.startswith("bleu").any()
+    # a population that copies its sources sits exactly on their floor
+    mine = out[(out["data"] == "population") & (out["level"] == "population")].set_index("metric")
+    assert floor.loc["jsd_behavior", "value"] == pytest.approx(mine.loc["jsd_behavior", "value"])
+    assert floor.loc["jsd_behavior", "value"] > 0
+
+
 def test_copied_training_weeks_are_flagged_on_the_real_split(tiny_split):
     split, profiles = tiny_split
     holdout = holdout_users(profiles, {"test"})

@@ -15,7 +15,8 @@ rule ingest:
         "logs/benchmarks/{dataset}/ingest.tsv"
     conda:
         "../envs/behaviorflow.yaml"
-    threads: 2
+    # one DuckDB thread: seconds at these sizes, and the job starts beside the model conversion
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,

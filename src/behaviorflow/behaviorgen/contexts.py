@@ -24,16 +24,65 @@ class UserContext:
     start: dt.date  # first Monday to generate
 
 
+POPULATION_SOURCES = ("representative", "random")
+
+
+def _mix_gap(counts: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence (base 2) of each row of `counts` from the distribution `target`."""
+    p = counts / counts.sum(axis=1, keepdims=True)
+    m = (p + target) / 2
+
+    def kl(a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, a * np.log2(a / b), 0.0).sum(axis=1)
+
+    return (kl(p, m) + kl(np.broadcast_to(target, p.shape), m)) / 2
+
+
+def representative_users(events: pd.DataFrame, users: list[str], n: int, seed: int) -> list[str]:
+    """`n` of `users` whose events together show the behaviour mix and hour-of-day mix of all of
+    them (greedy: each step adds the user that brings the pooled mixes closest, in JSD, to the
+    whole group's; ties go to the earlier user in a seeded order).
+
+    A population generated from its source users can only be as close to all training users as
+    the sources' own events are: 8 users drawn at random from 80 sit 0.023 (behaviour JSD) from
+    the pool on the default data, more than the Markov baseline's chain fitted on all of them.
+    """
+    order = list(np.random.default_rng(seed).permutation(users))
+    mine = events[events["user_id"].isin(order)]
+    stacked = []
+    for values in (mine["behavior"], mine["ts"].dt.hour):
+        table = pd.crosstab(mine["user_id"], values).reindex(order, fill_value=0).to_numpy(float)
+        stacked.append(table)
+    targets = [t.sum(axis=0) / t.sum() for t in stacked]
+    chosen: list[int] = []
+    sums = [np.zeros(t.shape[1]) for t in stacked]
+    for _ in range(min(n, len(order))):
+        gap = sum(_mix_gap(s + t, target) for s, t, target in zip(sums, stacked, targets, strict=True))
+        gap[chosen] = np.inf
+        best = int(np.argmin(gap))
+        chosen.append(best)
+        sums = [s + t[best] for s, t in zip(sums, stacked, strict=True)]
+    return sorted(order[i] for i in chosen)
+
+
 def user_contexts(split: pd.DataFrame, profiles: pd.DataFrame, population_users: int, seed: int,
-                  personal_splits: tuple[str, ...] = ("val", "test")):
-    """Source users for population (a seeded sample of train users) and personal (every user of
-    `personal_splits`)."""
+                  personal_splits: tuple[str, ...] = ("val", "test"), population_sources: str = "random"):
+    """Source users for population (`population_users` train users: `representative_users`, or a
+    seeded random sample) and personal (every user of `personal_splits`)."""
+    if population_sources not in POPULATION_SOURCES:
+        raise ValueError(f"unknown population_sources {population_sources!r}; choose one of {POPULATION_SOURCES}")
     visible = split[split["part"].isin(["train", "support"])].sort_values(["user_id", "event_idx"])
     by_user = dict(tuple(visible.groupby("user_id")))
     summary = profiles.set_index("user_id")["summary"].to_dict()
     train = sorted(profiles.loc[profiles["split"] == "train", "user_id"])
-    rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(train, size=min(population_users, len(train)), replace=False)) if train else []
+    if not train:
+        chosen = []
+    elif population_sources == "representative":
+        chosen = representative_users(visible, train, population_users, seed)
+    else:
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(train, size=min(population_users, len(train)), replace=False))
 
     def ctx(uid, synthetic_id):
         ev = by_user[uid]

@@ -181,7 +181,8 @@ def generate_part(split: pd.DataFrame, profiles: pd.DataFrame, outputs: dict, ge
     if part not in PARTS:
         raise ValueError(f"unknown synthetic part {part!r}; choose one of {PARTS}")
     population, personal = user_contexts(split, profiles, settings["population_users"], settings["seed"],
-                                         tuple(settings.get("personal_splits", ("val", "test"))))
+                                         tuple(settings.get("personal_splits", ("val", "test"))),
+                                         settings.get("population_sources", "random"))
     contexts = population if part == "population" else personal
     zones, behaviors = vocabularies(split, top_zones)
     if generator == "markov":

@@ -8,13 +8,16 @@ module gives them their real counterparts:
 - `personal` and `ablation` weeks of a val/test user against the same user's held-out query
   events, which no generator saw.
 
+Beside a population, `population_sources` rows judge the source users' own training events the
+same way (population level): the floor of a generator that follows its sources exactly.
+
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from behaviorflow.validation.metrics import fidelity
+from behaviorflow.validation.metrics import compare, fidelity
 
 REAL_REFERENCE = {"population": "train", "personal": "query", "ablation": "query"}
 FIDELITY_COLUMNS = ["dataset", "generator", "variant", "seed", "data", "level", "metric", "value", "sd", "n"]
@@ -42,4 +45,16 @@ def fidelity_rows(split: pd.DataFrame, synthetic: dict[str, pd.DataFrame]) -> pd
     """Fidelity of each named synthetic set (`population`, `personal`, `ablation`) against its real reference."""
     frames = [fidelity(real_reference(split, data, syn), as_real_users(syn)).assign(data=data)
               for data, syn in synthetic.items()]
+    if "population" in synthetic and not synthetic["population"].empty:
+        frames.append(source_floor(split, synthetic["population"]))
     return pd.concat(frames, ignore_index=True)
+
+
+def source_floor(split: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
+    """Population-level fidelity of the population's source users' own training events against all
+    training events (`data` = `population_sources`; BLEU left out: it would pair each user with itself)."""
+    real = real_reference(split, "population", population)
+    sources = real[real["user_id"].isin(set(population["source_user"]))]
+    n = int(sources["user_id"].nunique())
+    return pd.DataFrame([{"level": "population", "metric": m, "value": v, "sd": float("nan"), "n": n,
+                          "data": "population_sources"} for m, v in compare(real, sources, with_bleu=False).items()])

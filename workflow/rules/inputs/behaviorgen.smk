@@ -10,7 +10,11 @@ def generation_settings(generator):
 
 
 def get_generation_settings(wildcards):
-    return generation_settings(wildcards.generator)
+    settings = generation_settings(wildcards.generator)
+    # who the population's source users are (the personal part does not depend on it)
+    if getattr(wildcards, "part", None) == "population":
+        settings["population_sources"] = config["generation"]["population_sources"]
+    return settings
 
 
 def get_generator_model(wildcards):
