@@ -8,6 +8,7 @@ from tiny_lm import build_tiny_model
 from behaviorflow.behaviorgen.generate import parse_response
 from behaviorflow.behaviorgen.prompts import WeekRequest
 from behaviorflow.lm.backends import CachedLLM, Completion, LLMCache, Sampling
+from behaviorflow.lm import local
 from behaviorflow.lm.local import TransformersBackend, model_identity
 from behaviorflow.lm.tuning import TuningSettings, encode_completion, tune
 
@@ -58,7 +59,8 @@ def test_tuned_backend_generates_valid_weeks_with_left_padded_batches(tuned):
 
 
 def test_attention_on_the_cache_prefix_in_use_is_plain_sdpa(tuned, monkeypatch):
-    """The backend's attention reads only the static cache's slots in use, with the same result."""
+    """The backend's attention reads only the static cache's slots in use and prefills each row
+    over its own tokens, with the same result as plain SDPA."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -91,7 +93,29 @@ def test_attention_on_the_cache_prefix_in_use_is_plain_sdpa(tuned, monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     layers = plain.config.num_hidden_layers
     assert set(keys_read) == {width + new_tokens - 1}  # plain SDPA reads the whole static cache every step
-    assert prefix_reads == [width + step for step in range(new_tokens) for _ in range(layers)]
+    # the prefill: one causal call per row over its own tokens; then each step reads the slots in use
+    prefill = [len(p) for p in prompts] * layers
+    assert prefix_reads == prefill + [width + step for step in range(1, new_tokens) for _ in range(layers)]
+
+
+def test_left_padded_prefill_per_row_is_masked_sdpa_on_grouped_heads():
+    """The per-row causal prefill equals SDPA under the padding mask at every real position (grouped
+    key/value heads), and declines a mask that is not causal after the padding."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(shape, generator=gen) for shape in ((2, 6, 9, 8), (2, 2, 9, 8), (2, 2, 9, 8)))
+    starts = [3, 0]  # row 0 has 3 padding tokens on the left
+    cols = torch.arange(9)
+    mask = torch.stack([torch.ones(9, 9, dtype=torch.bool).tril() & (cols >= s) for s in starts])[:, None]
+    reference = torch.nn.functional.scaled_dot_product_attention(
+        query, key.repeat_interleave(3, 1), value.repeat_interleave(3, 1), attn_mask=mask).transpose(1, 2)
+    ours = local._causal_prefill_per_row(None, query, key, value, mask, None)
+    for row, start in enumerate(starts):
+        torch.testing.assert_close(ours[row, start:], reference[row, start:], atol=1e-5, rtol=1e-5)
+    assert torch.equal(ours[0, :3], torch.zeros_like(ours[0, :3]))
+    sliding = mask & (cols[None, :] > cols[:, None] - 4)  # not plain causal: left to SDPA
+    assert local._causal_prefill_per_row(None, query, key, value, sliding, None) is None
 
 
 def test_seeded_sampling_and_truncation(tuned, tmp_path):
