@@ -16,7 +16,7 @@ VARIANTS = {"full", "no_role", "no_profile", "no_format", "no_segment"}
 def test_fidelity_and_privacy_reports_cover_every_generator(tiny_run):
     fid = pd.read_csv(tiny_run / "results/tiny/fidelity.csv")
     assert set(fid["generator"]) == {"markov", "behaviorgen"}
-    assert set(fid.loc[fid["generator"] == "markov", "data"]) == {"population", "personal"}
+    assert set(fid.loc[fid["generator"] == "markov", "data"]) == {"population", "personal", "population_sources"}
     assert set(fid.loc[fid["generator"] == "behaviorgen", "variant"]) == VARIANTS
     assert set(fid["level"]) == {"population", "user"}
     bounded = fid[fid["metric"].str.match(r"(jsd|tvd|ks_p|bleu)_")]["value"].dropna()
