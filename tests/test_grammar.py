@@ -115,6 +115,27 @@ def _hot_weeks(backend, grammar, tokens=1200):
     return [w.events for w in weeks]
 
 
+def test_seeded_quotas_round_each_share_to_a_neighbour_without_bias():
+    """Unbiased rounding: each option gets the floor or ceiling of its exact share, the total is the
+    lines asked, the mean over seeds is the exact share (largest remainder drops a share under half a
+    line every time), and a seed gives the same quotas again."""
+    import numpy as np
+
+    from behaviorflow.lm.grammar import quotas
+
+    mix = (("music", 50), ("email", 30), ("maps", 12), ("news", 5), ("games", 3))
+    vocabulary = ("music", "email", "maps", "news", "games")
+    exact = {o: 10 * w / 100 for o, w in mix}
+    assert quotas(mix, vocabulary, 10)["games"] == 0  # largest remainder: 0.3 of a line, never drawn
+    draws = [quotas(mix, vocabulary, 10, np.random.default_rng(seed)) for seed in range(2000)]
+    for q in draws[:50]:
+        assert sum(q.values()) == 10 and list(q) == list(vocabulary)
+        assert all(int(exact[o]) <= n <= int(exact[o]) + 1 for o, n in q.items())
+    for o in vocabulary:
+        assert np.mean([q[o] for q in draws]) == pytest.approx(exact[o], abs=0.03)
+    assert quotas(mix, vocabulary, 10, np.random.default_rng(7)) == quotas(mix, vocabulary, 10, np.random.default_rng(7))
+
+
 def test_mixes_share_the_lines_out_in_proportion_and_leave_out_the_unweighted(random_backend):
     from behaviorflow.lm.grammar import quotas
 

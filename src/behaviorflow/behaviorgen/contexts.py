@@ -151,9 +151,11 @@ def user_grammar(events: pd.DataFrame, days: list[dt.date], zones, behaviors, sl
     """The event grammar of a user's generated `days` (BehaviorGen's weeks, BUA's and BehaviorGen's
     one-day answers): each day's cap drawn from the user's own days (at most `ceiling`), no behaviour
     in a row longer than the user's longest run, with `user_mix` the user's behaviour, zone and hour
-    mix as quotas, with `fill_days` each cap as the day's floor too."""
+    mix as quotas (rounded without bias, seeded from `rng`), with `fill_days` each cap as the day's
+    floor too."""
     from behaviorflow.lm.grammar import EventGrammar
 
     caps = day_caps(events, days, rng, ceiling)
     return EventGrammar(tuple(d.weekday() for d in days), tuple(zones), tuple(behaviors), slot_minutes, caps,
-                        longest_run(events), *mixes(events, user_mix), min_per_day=caps if fill_days else 1)
+                        longest_run(events), *mixes(events, user_mix), min_per_day=caps if fill_days else 1,
+                        quota_seed=int(rng.integers(2**31)) if user_mix else None)
