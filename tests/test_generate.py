@@ -282,7 +282,7 @@ def test_user_mix_and_filled_days_under_the_grammar(tiny, tmp_path):
 
     from tiny_lm import build_tiny_model
 
-    from behaviorflow.behaviorgen.contexts import day_caps, max_events_per_day, own_mix
+    from behaviorflow.behaviorgen.contexts import day_caps, max_events_per_day, own_mix, user_grammar
     from behaviorflow.behaviorgen.generate import LLMGenerationSettings, generate_with_llm
     from behaviorflow.lm.grammar import quotas
     from behaviorflow.lm.local import TransformersBackend
@@ -301,10 +301,15 @@ def test_user_mix_and_filled_days_under_the_grammar(tiny, tmp_path):
     for j, ctx in enumerate(personal):
         week = events[events["source_user"] == ctx.user_id]
         days = [ctx.start + dt.timedelta(days=i) for i in range(7)]
-        caps = day_caps(ctx.events, days, np.random.default_rng([settings.seed, j]), settings.max_per_day)
+        grammar = user_grammar(ctx.events, days, zones, behaviors, 30, np.random.default_rng([settings.seed, j]),
+                               settings.max_per_day, user_mix=True, fill_days=True)
+        caps = grammar.max_per_day
+        assert caps == day_caps(ctx.events, days, np.random.default_rng([settings.seed, j]), settings.max_per_day)
         lengths = week.groupby(week.ts.dt.date).size().reindex(days, fill_value=0).tolist()
         assert all(1 <= n <= c for n, c in zip(lengths, caps))
-        quota = quotas(own_mix(ctx.events, "behavior"), tuple(behaviors), sum(caps))
+        drawn = np.random.default_rng(grammar.quota_seed)  # the grammar's own draws: zones first, then behaviours
+        quotas(grammar.zone_mix, grammar.zones, sum(caps), drawn)
+        quota = quotas(own_mix(ctx.events, "behavior"), tuple(behaviors), sum(caps), drawn)
         assert all(n <= quota.get(b, 0) for b, n in week["behavior"].value_counts().items())
         assert set(week["location"]) <= set(ctx.events["location"])
         assert set(week.ts.dt.hour) <= set(ctx.events.ts.dt.hour)
