@@ -213,6 +213,34 @@ def test_label_scores_with_states_equal_a_plain_forward_pass(curriculum):
             assert scores[r, c] == pytest.approx(want, abs=1e-3)
 
 
+def test_decoding_from_embeddings_on_the_static_cache_is_plain_generation(curriculum):
+    """BuaModel.generate (static cache read up to its used prefix, per-row causal prefill, a
+    contiguous LM head) writes the greedy answers of transformers' default generation from the same
+    left-padded embeddings."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    from behaviorflow.bua.infer import BuaModel
+
+    paths, _, _ = curriculum
+    bua = BuaModel.load(paths["model"], paths["dir"] / "s2", dtype="float32")
+    plain = AutoModelForCausalLM.from_pretrained(paths["model"], dtype=torch.float32, attn_implementation="sdpa")
+    plain.load_state_dict(bua.model.state_dict())  # the merged adapter's weights, default attention and cache
+    prompts = [bua.tok(f"ab {bua.placeholder * 3} {tail}", add_special_tokens=False)["input_ids"]
+               for tail in ("cd", "efg hij klm nop")]
+    states = np.random.default_rng(0).normal(size=(2, 3, 16)).astype(np.float32)
+    ours = bua.generate(prompts, states, 12)
+    width, pad = max(map(len, prompts)), bua.tok.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+    with torch.no_grad():
+        new = plain.eval().generate(inputs_embeds=bua.embed(ids, states), attention_mask=mask, max_new_tokens=12,
+                                    do_sample=False, pad_token_id=pad)
+    assert ours == [t.strip() for t in bua.tok.batch_decode(new, skip_special_tokens=True)]
+    assert any(ours)
+    assert bua.model.config._attn_implementation == "sdpa_used_prefix"
+
+
 def test_prediction_writes_the_understanding_rounds_then_scores_every_label(curriculum, tmp_path):
     import pandas as pd
 

@@ -98,6 +98,28 @@ def test_attention_on_the_cache_prefix_in_use_is_plain_sdpa(tuned, monkeypatch):
     assert prefix_reads == prefill + [width + step for step in range(1, new_tokens) for _ in range(layers)]
 
 
+def test_the_lm_head_gets_a_contiguous_input_with_the_same_logits(tuned):
+    """Generation's prefill hands the LM head a strided slice (each row's last position), on which
+    torch's linear copies the head's weight per row; the backend's head gets a contiguous input
+    and gives the logits the strided one would."""
+    import torch
+
+    base, adapter, _ = tuned
+    backend = TransformersBackend(base, adapter, device="cpu", threads=2)
+    head, tok = backend.model.get_output_embeddings(), backend.tokenizer
+    raw, given = [], []
+    head.register_forward_pre_hook(lambda _m, args: raw.append(args[0].is_contiguous()), prepend=True)
+    head.register_forward_hook(lambda _m, args, _out: given.append(args[0].is_contiguous()))
+    batch = tok.pad({"input_ids": [backend.prompt_ids([{"role": "user", "content": t}]) for t in ("a", "b c d")]},
+                    return_tensors="pt")
+    with torch.no_grad():
+        backend.model.generate(**batch, do_sample=False, max_new_tokens=3, pad_token_id=tok.pad_token_id)
+    assert raw[0] is False and all(given) and len(given) == 3  # the prefill's slice, then the decode steps
+    hidden = torch.randn(2, 5, head.in_features)[:, -1:, :]
+    with torch.no_grad():
+        torch.testing.assert_close(head(hidden), torch.nn.functional.linear(hidden, head.weight))
+
+
 def test_left_padded_prefill_per_row_is_masked_sdpa_on_grouped_heads():
     """The per-row causal prefill equals SDPA under the padding mask at every real position (grouped
     key/value heads), and declines a mask that is not causal after the padding."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from behaviorflow.bua.align import STATES, make_inject, placeholder_token, projector
+from behaviorflow.lm.local import register_prefix_attention
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class BuaModel:
         from behaviorflow.lm.scoring import load_scorer
 
         model, tok = load_scorer(model_dir, adapter_dir, device, dtype, threads)
+        # decoding as the transformers backend does: a static cache read only up to its used prefix
+        # and a per-row causal prefill (`lm.local`); label scoring's tree masks fall through to SDPA
+        model.set_attn_implementation(register_prefix_attention())
         p = next(model.parameters())
         mlp = load_projector(adapter_dir, model.config.hidden_size).to(p.device, p.dtype).eval()
         token, token_id = placeholder_token(tok, placeholder)
@@ -93,7 +97,7 @@ class BuaModel:
                              "top_k": 0}
                 new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
                                           attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                          **extra)
+                                          cache_implementation="static", **extra)
                 out += [t.strip() for t in self.tok.batch_decode(new, skip_special_tokens=True)]
         return out
 

@@ -154,7 +154,7 @@ def load_scorer(model_dir, adapter_dir=None, device: str = "auto", dtype: str = 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from behaviorflow.lm.local import pick_device
+    from behaviorflow.lm.local import contiguous_lm_head, pick_device
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -166,4 +166,4 @@ def load_scorer(model_dir, adapter_dir=None, device: str = "auto", dtype: str = 
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    return model.to(pick_device(device), dtype=getattr(torch, dtype)).eval(), tok
+    return contiguous_lm_head(model.to(pick_device(device), dtype=getattr(torch, dtype)).eval()), tok
