@@ -241,6 +241,35 @@ def test_decoding_from_embeddings_on_the_static_cache_is_plain_generation(curric
     assert bua.model.config._attn_implementation == "sdpa_used_prefix"
 
 
+def test_a_dialogue_continued_on_its_cache_answers_as_fresh_prefills_do(curriculum):
+    """The understanding rounds on one cache per batch (each round prefills only what its prompt
+    adds) give the answers of a fresh prefill of every round's whole prompt, with the states
+    embedded once per batch."""
+    from behaviorflow.bua.infer import BuaModel, understand
+    from behaviorflow.bua.stages import load_samples
+    from behaviorflow.bua.tasks import dialogue
+    from behaviorflow.lm.scoring import prompt_ids
+
+    paths, _, _ = curriculum
+    bua = BuaModel.load(paths["model"], paths["dir"] / "s2", dtype="float32")
+    _, samples = load_samples(paths["split"], paths["states"], BUA["window"], ("test",))
+    contexts, states = samples["test"]
+    rounds = tuple(ROUNDS_ALL)
+    fresh = [{} for _ in contexts]
+    for task in rounds:  # every round's whole dialogue prefilled anew
+        prompts = [prompt_ids(bua.tok, dialogue(c, {}, bua.placeholder, BUA["positions"], BUA["text_events"],
+                                                rounds=rounds, replies=r)) for c, r in zip(contexts, fresh)]
+        for r, text in zip(fresh, bua.generate(prompts, states, 6)):
+            r[task] = text
+    embeds = []
+    embed = bua.embed
+    bua.embed = lambda ids, st: embeds.append(ids.shape) or embed(ids, st)
+    got, _ = understand(bua, contexts, states, positions=BUA["positions"], text_events=BUA["text_events"],
+                        rounds=rounds, max_new_tokens=6)
+    assert got == fresh and any(any(r.values()) for r in got)
+    assert len(embeds) == 1  # one batch of 6: the states enter once, later rounds continue the cache
+
+
 def test_prediction_writes_the_understanding_rounds_then_scores_every_label(curriculum, tmp_path):
     import pandas as pd
 

@@ -17,6 +17,7 @@ from tiny_lm import build_tiny_model
 
 from behaviorflow.lm.tuning import (
     IGNORE,
+    LengthBuckets,
     TRAINABLE_FILE,
     TuningSettings,
     apply_freeze_map,
@@ -180,8 +181,30 @@ def run_tune(base, out, settings: dict, *extra, torchrun: int = 0, wait: bool = 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(base, tmp_path):
-    settings = {**BASE_SETTINGS, "max_steps": 12, "save_steps": 3}
+def test_length_buckets_hold_every_example_once_per_epoch_in_batches_of_neighbouring_lengths():
+    lengths = [5, 40, 7, 33, 12, 12, 90, 1, 64, 20]
+    sampler = LengthBuckets(lengths, 3, seed=4)
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
+    ranked = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    want = [ranked[i:i + 3] for i in range(0, len(ranked), 3)]  # sorted by length, cut in batches
+    for order in epochs:
+        assert sorted(order) == list(range(len(lengths))) and len(order) == len(sampler)
+        pos = 0
+        for batch in sorted(want, key=lambda b: order.index(b[0])):  # the batches appear whole, in some order
+            assert order[pos:pos + len(batch)] == batch
+            pos += len(batch)
+    assert len({tuple(o) for o in epochs}) > 1  # a new order each epoch, seeded
+    again = LengthBuckets(lengths, 3, seed=4)
+    again.set_epoch(1)
+    assert list(again) == epochs[1]
+
+
+@pytest.mark.parametrize("buckets", [False, True], ids=["random_batches", "length_buckets"])
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(base, tmp_path, buckets):
+    settings = {**BASE_SETTINGS, "max_steps": 12, "save_steps": 3, "length_buckets": buckets}
     whole = run_tune(base, tmp_path / "whole", settings)
     proc = run_tune(base, tmp_path / "killed", settings, "slow", wait=False)
     run_root = tmp_path / "killed.run"

@@ -75,6 +75,7 @@ class TuningSettings:
     seed: int
     bf16: bool
     gradient_checkpointing: bool
+    length_buckets: bool  # batches of similar-length examples in a seeded random order
     train: tuple[str, ...]  # the freeze map: what trains in this stage ('lora', extras' names)
 
     def __post_init__(self):
@@ -222,12 +223,48 @@ def load_trainable(wrapped, ckpt_dir) -> None:
     wrapped.load_state_dict(state, strict=False)
 
 
+class LengthBuckets:
+    """A sampler of batches of similar length: the examples sorted by length (ties by position),
+    cut into batches of `batch_size`, the batches in a seeded random order (a new order each epoch).
+
+    Random batches pad every example to its batch's longest: on BUA's stage 2 (128 dialogues of
+    150-714 tokens, 8 a batch) that is 39 % more tokens than the examples hold (70,576 against
+    50,871); buckets pad 2 %. Unlike the Trainer's `group_by_length` (one megabatch sorted longest
+    first here), the batches' order stays random, so no length comes first in the schedule.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        import numpy as np
+
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        self.batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return sum(map(len, self.batches))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import numpy as np
+
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for b in rng.permutation(len(self.batches)):
+            yield from self.batches[b]
+
+
 def _trainer_class():
     import torch
     from transformers import Trainer
 
     class TuningTrainer(Trainer):
-        """Trainer that saves and restores only the trainable weights (adapter + extras)."""
+        """Trainer that saves and restores only the trainable weights (adapter + extras), and
+        with `length_buckets` draws batches of similar length (`LengthBuckets`)."""
+
+        def __init__(self, *args, length_buckets: bool = False, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.length_buckets = length_buckets
 
         def _save(self, output_dir=None, state_dict=None):
             if self.args.should_save:
@@ -240,6 +277,12 @@ def _trainer_class():
 
         def _load_best_model(self):
             load_trainable(self.accelerator.unwrap_model(self.model), self.state.best_model_checkpoint)
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if not self.length_buckets:
+                return super()._get_train_sampler(train_dataset)
+            return LengthBuckets([len(e.input_ids) for e in dataset], self.args.train_batch_size, self.args.seed)
 
     return TuningTrainer
 
@@ -333,7 +376,8 @@ def tune(model_dir, train: list[Example], out_dir, settings: TuningSettings, *, 
     callbacks = [*(callbacks or []), *([EarlyStoppingCallback(settings.patience)]
                                         if eval_examples and settings.patience > 0 else [])]
     trainer = _trainer_class()(model=wrapped, args=args, train_dataset=train, eval_dataset=eval_examples or None,
-                               data_collator=collate(pad_id), callbacks=callbacks)
+                               data_collator=collate(pad_id), callbacks=callbacks,
+                               length_buckets=settings.length_buckets)
     last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
     if last:
         log.info("%s: resuming from %s", desc, last)
