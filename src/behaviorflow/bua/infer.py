@@ -36,6 +36,15 @@ def load_projector(adapter_dir, llm_dim: int):
     return mlp
 
 
+def _left_padded(rows: list[list[int]], pad: int, device):
+    """Token rows left-padded to the longest (a decoder continues each row's last token) and their mask."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    return (torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device),
+            torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device))
+
+
 class BuaModel:
     """Merged LLM + projector + placeholder: embeddings, greedy generation and label scoring."""
 
@@ -84,10 +93,7 @@ class BuaModel:
         with torch.no_grad():
             for b in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", disable=desc is None,
                           mininterval=5.0):
-                rows = prompts[b:b + batch_size]
-                width = max(len(r) for r in rows)
-                ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
-                mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+                ids, mask = _left_padded(prompts[b:b + batch_size], pad, device)
                 extra = {"do_sample": False}
                 if grammars is not None:  # input ids start empty when decoding from embeddings: width 0
                     torch.manual_seed(seed * 100_003 + b)
@@ -118,12 +124,6 @@ class BuaModel:
 
         device = next(self.model.parameters()).device
         pad = self.tok.pad_token_id
-
-        def padded(rows):
-            width = max(len(r) for r in rows)
-            return (torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device),
-                    torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device))
-
         answers: list[list[str]] = [[] for _ in range(n_rows)]
         bar = tqdm(total=n_rows * rounds, desc=desc, unit="answer", disable=desc is None, mininterval=5.0)
         with torch.no_grad(), bar:
@@ -133,12 +133,12 @@ class BuaModel:
                     prompts = [render(i, answers[i]) for i in rows]
                     common = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
                     if prev is not None and all(p[:len(q)] == q for p, q in zip(prompts, prev)):
-                        seg, seg_mask = padded([p[len(q):] for p, q in zip(prompts, prev)])
+                        seg, seg_mask = _left_padded([p[len(q):] for p, q in zip(prompts, prev)], pad, device)
                         ids, mask = torch.cat([ids, seg], 1), torch.cat([mask, seg_mask], 1)
                         new = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
                                                   **common)[:, ids.shape[1]:]
                     else:
-                        (ids, mask), cache = padded(prompts), DynamicCache(config=self.model.config)
+                        (ids, mask), cache = _left_padded(prompts, pad, device), DynamicCache(config=self.model.config)
                         new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
                                                   attention_mask=mask, past_key_values=cache, **common)
                     ids, mask, prev = torch.cat([ids, new], 1), torch.cat([mask, torch.zeros_like(new)], 1), prompts
