@@ -90,7 +90,7 @@ def test_stage_one_trains_the_projector_only_and_the_states_reach_the_llm(tiny):
 
 ROUNDS_ALL = ["key_behaviours", "patterns", "summary"]
 BUA = {"window": 10, "positions": 3, "text_events": 3, "placeholder": "auto", "understanding_tokens": 6,
-       "tuning": {"rank": 2, "alpha": 4, "layers": 0, "max_length": 1024, "batch_size": 4, "epochs": 1, "bf16": False,
+       "batch_size": 4, "tuning": {"rank": 2, "alpha": 4, "layers": 0, "max_length": 1024, "batch_size": 4, "epochs": 1, "bf16": False,
                   "eval_steps": 2, "patience": 0, "save_steps": 100, "learning_rate": 0.01, "warmup_ratio": 0.0},
        "stage1": {"examples": 8}, "stage2": {"examples": 8, "generation_examples": 3},
        "stage3": {"pool": 6, "examples": 3, "max_new_tokens": 6},
@@ -268,6 +268,34 @@ def test_a_dialogue_continued_on_its_cache_answers_as_fresh_prefills_do(curricul
                         rounds=rounds, max_new_tokens=6)
     assert got == fresh and any(any(r.values()) for r in got)
     assert len(embeds) == 1  # one batch of 6: the states enter once, later rounds continue the cache
+
+
+def test_labels_scored_on_the_dialogues_cache_equal_a_fresh_scoring_of_the_final_prompt(curriculum):
+    """After the rounds every label is scored on each batch's own cache (only the last answer and
+    the final question added before the label tree): the scores of the shared scorer run on the
+    whole final prompt, in batches that do not divide the queries, and the same answers."""
+    import numpy as np
+
+    from behaviorflow.bua.infer import BuaModel, understand, understand_and_score
+    from behaviorflow.bua.stages import labels_and_shares, load_samples
+    from behaviorflow.lm.scoring import candidate_ids, prompt_ids
+
+    paths, _, _ = curriculum
+    bua = BuaModel.load(paths["model"], paths["dir"] / "s3", dtype="float32")
+    split, samples = load_samples(paths["split"], paths["states"], BUA["window"], ("test",))
+    labels, _ = labels_and_shares(split)
+    contexts, states = samples["test"]
+    kw = dict(positions=BUA["positions"], text_events=BUA["text_events"], rounds=tuple(ROUNDS_ALL), max_new_tokens=6)
+    fresh = bua.score
+    calls = []
+    bua.score = lambda *a, **k: calls.append(1) or fresh(*a, **k)
+    scores, said = understand_and_score(bua, contexts, states, labels, batch_size=4, **kw)
+    assert not calls  # every batch scored on its cache
+    replies, final = understand(bua, contexts, states, batch_size=4, **kw)
+    want = fresh([prompt_ids(bua.tok, m) for m in final], states, candidate_ids(bua.tok, final[0], labels))
+    assert said[ROUNDS_ALL].to_dict("records") == replies
+    assert scores.shape == (len(contexts), len(labels)) and np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, want, atol=2e-4)
 
 
 def test_prediction_writes_the_understanding_rounds_then_scores_every_label(curriculum, tmp_path):

@@ -45,6 +45,11 @@ def _left_padded(rows: list[list[int]], pad: int, device):
             torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device))
 
 
+def _extends(prompts: list[list[int]], prev: list[list[int]]) -> bool:
+    """Whether every prompt begins with its row's previous prompt."""
+    return all(p[:len(q)] == q for p, q in zip(prompts, prev))
+
+
 class BuaModel:
     """Merged LLM + projector + placeholder: embeddings, greedy generation and label scoring."""
 
@@ -107,6 +112,39 @@ class BuaModel:
                 out += [t.strip() for t in self.tok.batch_decode(new, skip_special_tokens=True)]
         return out
 
+    def _dialogues(self, render, n_rows: int, rounds: int, states: np.ndarray, max_new_tokens: int,
+                   batch_size: int, desc: str | None):
+        """Per batch of rows: the rows, their answers, and the dialogue's state after the last round
+        (ids, mask, cache, that round's prompts; the cache None without rounds). `converse`."""
+        import torch
+        from tqdm import tqdm
+        from transformers import DynamicCache
+
+        device = next(self.model.parameters()).device
+        pad = self.tok.pad_token_id
+        bar = tqdm(total=n_rows * rounds, desc=desc, unit="answer", disable=desc is None, mininterval=5.0)
+        with torch.no_grad(), bar:
+            for b in range(0, n_rows, batch_size):
+                rows, prev, ids, mask, cache = range(b, min(b + batch_size, n_rows)), None, None, None, None
+                answers = [[] for _ in rows]
+                for _ in range(rounds):
+                    prompts = [render(i, a) for i, a in zip(rows, answers)]
+                    common = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+                    if prev is not None and _extends(prompts, prev):
+                        seg, seg_mask = _left_padded([p[len(q):] for p, q in zip(prompts, prev)], pad, device)
+                        ids, mask = torch.cat([ids, seg], 1), torch.cat([mask, seg_mask], 1)
+                        new = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                                                  **common)[:, ids.shape[1]:]
+                    else:
+                        (ids, mask), cache = _left_padded(prompts, pad, device), DynamicCache(config=self.model.config)
+                        new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
+                                                  attention_mask=mask, past_key_values=cache, **common)
+                    ids, mask, prev = torch.cat([ids, new], 1), torch.cat([mask, torch.zeros_like(new)], 1), prompts
+                    for a, text in zip(answers, self.tok.batch_decode(new, skip_special_tokens=True)):
+                        a.append(text.strip())
+                    bar.update(len(rows))
+                yield rows, answers, (ids, mask, cache, prev)
+
     def converse(self, render, n_rows: int, rounds: int, states: np.ndarray, max_new_tokens: int,
                  batch_size: int = 16, desc: str | None = None) -> list[list[str]]:
         """Greedy answers of each of `n_rows` dialogues to `rounds` questions in turn: `render(i, answers)`
@@ -118,34 +156,31 @@ class BuaModel:
         attends to exactly its rendered prompt, as a fresh prefill would (tested), at a third of the
         prefill work of three rounds. A prompt that is no extension of the previous one (a template
         that renders earlier turns differently once answered) gets a fresh prefill."""
-        import torch
-        from tqdm import tqdm
-        from transformers import DynamicCache
+        return [a for _, answers, _ in self._dialogues(render, n_rows, rounds, states, max_new_tokens, batch_size,
+                                                       desc) for a in answers]
 
-        device = next(self.model.parameters()).device
-        pad = self.tok.pad_token_id
-        answers: list[list[str]] = [[] for _ in range(n_rows)]
-        bar = tqdm(total=n_rows * rounds, desc=desc, unit="answer", disable=desc is None, mininterval=5.0)
-        with torch.no_grad(), bar:
-            for b in range(0, n_rows, batch_size):
-                rows, prev = range(b, min(b + batch_size, n_rows)), None
-                for _ in range(rounds):
-                    prompts = [render(i, answers[i]) for i in rows]
-                    common = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
-                    if prev is not None and all(p[:len(q)] == q for p, q in zip(prompts, prev)):
-                        seg, seg_mask = _left_padded([p[len(q):] for p, q in zip(prompts, prev)], pad, device)
-                        ids, mask = torch.cat([ids, seg], 1), torch.cat([mask, seg_mask], 1)
-                        new = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                                                  **common)[:, ids.shape[1]:]
-                    else:
-                        (ids, mask), cache = _left_padded(prompts, pad, device), DynamicCache(config=self.model.config)
-                        new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
-                                                  attention_mask=mask, past_key_values=cache, **common)
-                    ids, mask, prev = torch.cat([ids, new], 1), torch.cat([mask, torch.zeros_like(new)], 1), prompts
-                    for i, text in zip(rows, self.tok.batch_decode(new, skip_special_tokens=True)):
-                        answers[i].append(text.strip())
-                    bar.update(len(rows))
-        return answers
+    def converse_and_score(self, render, n_rows: int, rounds: int, states: np.ndarray, max_new_tokens: int,
+                           cands: list[list[int]], batch_size: int = 16,
+                           desc: str | None = None) -> tuple[list[list[str]], np.ndarray]:
+        """`converse`, then every candidate scored after each dialogue's final prompt (`render` with all
+        its answers) on the same cache: only the last answer and the final question are added before
+        the label tree (`lm.scoring.score_continuations`), instead of the whole dialogue prefilled
+        again; without rounds, or when the final prompt is no extension, the shared scorer runs."""
+        from behaviorflow.lm.scoring import score_continuations
+
+        out, scores = [], np.zeros((n_rows, len(cands)))
+        for rows, answers, (ids, mask, cache, prev) in self._dialogues(render, n_rows, rounds, states,
+                                                                        max_new_tokens, batch_size, desc):
+            prompts = [render(i, a) for i, a in zip(rows, answers)]
+            own = [p[len(q):] for p, q in zip(prompts, prev)] if prev is not None else None
+            if own is not None and _extends(prompts, prev) and not any(self.placeholder_id in o for o in own):
+                cached = cache.get_seq_length()
+                scores[rows.start:rows.stop] = score_continuations(self.model, cache, mask[:, :cached].bool(), own,
+                                                                   cands, self.tok.pad_token_id)
+            else:
+                scores[rows.start:rows.stop] = self.score(prompts, states[rows.start:rows.stop], cands)
+            out += answers
+        return out, scores
 
     def score(self, prompts: list[list[int]], states: np.ndarray, cands: list[list[int]],
               desc: str | None = None) -> np.ndarray:
@@ -162,22 +197,30 @@ class BuaModel:
                             prefix_limit=first)
 
 
+def _dialogue_of(model: BuaModel, contexts, positions: int, text_events: int, rounds: tuple[str, ...],
+                 final: str):
+    """`messages(i, answers)`: sample i's dialogue after its answers so far, the next question last."""
+    from behaviorflow.bua.tasks import dialogue
+
+    def messages(i: int, answers: list[str]) -> list[dict]:
+        return dialogue(contexts[i], {}, model.placeholder, positions, text_events, rounds=rounds, final=final,
+                        replies=dict(zip(rounds, answers)))
+
+    return messages
+
+
 def understand(model: BuaModel, contexts, states: np.ndarray, *, positions: int, text_events: int,
-               rounds: tuple[str, ...], max_new_tokens: int, final: str = "predict", desc: str = "bua"):
+               rounds: tuple[str, ...], max_new_tokens: int, final: str = "predict", batch_size: int = 16,
+               desc: str = "bua"):
     """The understanding rounds of Fig. 1c: the model answers each in turn (its own earlier answers
     in the dialogue, greedily; one cache per batch for the whole dialogue, `BuaModel.converse`).
     Returns its answers per sample and each dialogue up to the `final` round's question."""
-    from behaviorflow.bua.tasks import dialogue
     from behaviorflow.lm.scoring import prompt_ids
 
-    def render(i: int, answers: list[str]) -> list[int]:
-        return prompt_ids(model.tok, dialogue(contexts[i], {}, model.placeholder, positions, text_events,
-                                              rounds=rounds, final=final, replies=dict(zip(rounds, answers))))
-
-    answers = model.converse(render, len(contexts), len(rounds), states, max_new_tokens, desc=f"{desc} rounds")
-    replies = [dict(zip(rounds, a)) for a in answers]
-    return replies, [dialogue(c, {}, model.placeholder, positions, text_events, rounds=rounds, final=final,
-                              replies=r) for c, r in zip(contexts, replies)]
+    messages = _dialogue_of(model, contexts, positions, text_events, rounds, final)
+    answers = model.converse(lambda i, a: prompt_ids(model.tok, messages(i, a)), len(contexts), len(rounds), states,
+                             max_new_tokens, batch_size=batch_size, desc=f"{desc} rounds")
+    return [dict(zip(rounds, a)) for a in answers], [messages(i, a) for i, a in enumerate(answers)]
 
 
 def _answers_frame(contexts, replies, rounds) -> pd.DataFrame:
@@ -187,17 +230,19 @@ def _answers_frame(contexts, replies, rounds) -> pd.DataFrame:
 
 
 def understand_and_score(model: BuaModel, contexts, states: np.ndarray, labels: list[str], *, positions: int,
-                         text_events: int, rounds: tuple[str, ...], max_new_tokens: int,
+                         text_events: int, rounds: tuple[str, ...], max_new_tokens: int, batch_size: int = 16,
                          desc: str = "bua") -> tuple[np.ndarray, pd.DataFrame]:
     """The multi-round inference of Fig. 1c: the understanding rounds, then every label scored after
-    the final question. Returns the scores and the model's answers per sample."""
+    the final question on the dialogue's own cache (`BuaModel.converse_and_score`). Returns the
+    scores and the model's answers per sample."""
     from behaviorflow.lm.scoring import candidate_ids, prompt_ids
 
-    replies, final = understand(model, contexts, states, positions=positions, text_events=text_events,
-                                rounds=rounds, max_new_tokens=max_new_tokens, desc=desc)
-    cands = candidate_ids(model.tok, final[0], labels)
-    scores = model.score([prompt_ids(model.tok, m) for m in final], states, cands, desc=f"{desc} labels")
-    return scores, _answers_frame(contexts, replies, rounds)
+    messages = _dialogue_of(model, contexts, positions, text_events, rounds, "predict")
+    cands = candidate_ids(model.tok, messages(0, [""] * len(rounds)), labels)
+    answers, scores = model.converse_and_score(lambda i, a: prompt_ids(model.tok, messages(i, a)), len(contexts),
+                                               len(rounds), states, max_new_tokens, cands, batch_size=batch_size,
+                                               desc=f"{desc} rounds")
+    return scores, _answers_frame(contexts, [dict(zip(rounds, a)) for a in answers], rounds)
 
 
 def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, *, dataset: str, method: str,
@@ -216,7 +261,8 @@ def bua_predict(split_path, states_path, model_dir, adapter_dir, outputs: dict, 
     model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
     scores, said = understand_and_score(model, contexts, states, labels, positions=bua["positions"],
                                         text_events=bua["text_events"], rounds=tuple(variant["rounds"]),
-                                        max_new_tokens=bua["understanding_tokens"], desc=method)
+                                        max_new_tokens=bua["understanding_tokens"], batch_size=bua["batch_size"],
+                                        desc=method)
     index = {lab: i for i, lab in enumerate(labels)}
     truth = np.array([index[c.query.label] for c in contexts])
     rows = long_rows(evaluate(scores, truth, train_groups(split, labels)), dataset=dataset, model=method,
@@ -273,7 +319,7 @@ def bua_generate(split_path, states_path, model_dir, adapter_dir, outputs: dict,
     rounds = tuple(variant["rounds"])
     replies, final = understand(model, contexts, states, positions=bua["positions"], text_events=bua["text_events"],
                                 rounds=rounds, max_new_tokens=bua["understanding_tokens"], final="generate",
-                                desc=f"{method} days")
+                                batch_size=bua["batch_size"], desc=f"{method} days")
     texts = model.generate([prompt_ids(model.tok, m) for m in final], states, bua["generation"]["max_new_tokens"],
                            batch_size=bua["generation"]["batch_size"], desc=f"{method} day lines",
                            grammars=grammars, sampling=Sampling(**sampling), seed=seed)

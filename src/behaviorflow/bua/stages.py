@@ -248,7 +248,8 @@ def bua_reflect(split_path, states_path, model_dir, adapter_dir, out_path, *, bu
                         rounds=(*[r for r in variant["rounds"] if r != "summary"], "summary"))
         prompts.append(prompt_ids(model.tok, msgs))
         refs.append(ref["summary"])
-    drafts = model.generate(prompts, states[keep], bua["stage3"]["max_new_tokens"], desc="reflect")
+    drafts = model.generate(prompts, states[keep], bua["stage3"]["max_new_tokens"], batch_size=bua["batch_size"],
+                            desc="reflect")
     frame = pd.DataFrame({"user_id": [contexts[i].query.user_id for i in keep],
                           "event_idx": [contexts[i].query.event_idx for i in keep], "draft": drafts,
                           "reference": refs, "f1": [unigram_f1(d, r) for d, r in zip(drafts, refs)]})

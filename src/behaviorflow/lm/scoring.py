@@ -54,15 +54,81 @@ def shared_prefix(prompts: list[list[int]]) -> int:
 
 
 def _tree(cands: list[list[int]]):
-    """All candidates as one token row: ids, each token's offset inside its candidate, and which
-    earlier tokens of the row it may see (the earlier tokens of its own candidate)."""
+    """The candidates' tokens that other tokens are predicted from (all but each one's last) as one
+    token row: ids, each token's offset inside its candidate, and which earlier tokens of the row it
+    may see (the earlier tokens of its own candidate)."""
     import torch
 
-    ids = torch.tensor([t for c in cands for t in c])
-    offset = torch.tensor([k for c in cands for k in range(len(c))])
-    owner = torch.tensor([i for i, c in enumerate(cands) for _ in c])
+    inner = [c[:-1] for c in cands]
+    ids = torch.tensor([t for c in inner for t in c], dtype=torch.long)
+    offset = torch.tensor([k for c in inner for k in range(len(c))], dtype=torch.long)
+    owner = torch.tensor([i for i, c in enumerate(inner) for _ in c], dtype=torch.long)
     sees = (owner[:, None] == owner[None, :]) & (offset[None, :] <= offset[:, None])
     return ids, offset, sees
+
+
+class _Candidates:
+    """Every candidate as one token tree (`_tree`) and which logits give their log-probabilities:
+    the first token's from the prompt's last position, each later token's from its own candidate's
+    previous position (a candidate's last token is only predicted, so it is not in the tree)."""
+
+    def __init__(self, cands: list[list[int]], device):
+        import torch
+
+        self.ids, self.offset, self.sees = (x.to(device) for x in _tree(cands))
+        self.n = len(cands)
+        self.next = torch.tensor([t for c in cands for t in c[1:]], device=device)
+        self.next_owner = np.array([i for i, c in enumerate(cands) for _ in c[1:]], dtype=np.int64)
+        self.first = torch.tensor([c[0] for c in cands], device=device)
+
+    def inputs(self, own: list[list[int]], past, start, pad_id: int, dtype):
+        """One forward's ids, positions and 4-D additive mask for rows that continue a cache: each
+        row's own prompt tokens (left-padded to the longest), then all candidates side by side.
+        `past` [n, P] (bool) are the cached slots each row sees, `start` [n] each row's position
+        after them; a candidate sees those slots, its row's prompt and its own earlier tokens."""
+        import torch
+
+        device = past.device
+        n, width, cached = len(own), max(len(o) for o in own), past.shape[1]
+        total = width + len(self.ids)
+        ids = torch.full((n, total), pad_id, dtype=torch.long, device=device)
+        ids[:, width:] = self.ids
+        pos = start[:, None].expand(n, total).clone()
+        sees = torch.zeros((n, total, cached + total), dtype=torch.bool, device=device)
+        sees[:, :, :cached] = past[:, None, :]  # padding sees them too: no row of the mask is empty
+        causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+        for r, o in enumerate(own):
+            pad = width - len(o)
+            ids[r, pad:width] = torch.tensor(o, device=device)
+            pos[r, pad:width] = start[r] + torch.arange(len(o), device=device)
+            pos[r, width:] = start[r] + len(o) + self.offset
+            sees[r, pad:width, cached + pad:cached + width] = causal[pad:, pad:]
+            sees[r, width:, cached + pad:cached + width] = True  # candidates see the whole prompt
+            sees[r, width:, cached + width:] = self.sees
+        mask = torch.zeros(sees.shape, dtype=dtype, device=device).masked_fill_(~sees, torch.finfo(dtype).min)
+        return ids, pos, mask[:, None], width
+
+    def scores(self, logits) -> np.ndarray:
+        """[n, candidates] summed log-likelihoods from the logits kept at `keep(width)`."""
+        logp = logits.float().log_softmax(-1)  # (n, 1 + inner tokens, vocabulary)
+        block = logp[:, 0, self.first].cpu().double().numpy()  # each candidate's first token
+        later = logp[:, 1:].gather(-1, self.next.expand(len(block), -1)[..., None]).squeeze(-1).cpu().numpy()
+        for r in range(len(block)):
+            block[r] += np.bincount(self.next_owner, weights=later[r], minlength=self.n)
+        return block
+
+    def keep(self, width: int):
+        import torch
+
+        return torch.arange(width - 1, width + len(self.ids), device=self.first.device)
+
+    def forward(self, model, own, past, start, pad_id: int, cache=None, embed=None) -> np.ndarray:
+        """Score every candidate after each row's `own` tokens, on `cache` (holding `past`'s slots)."""
+        ids, pos, mask, width = self.inputs(own, past, start, pad_id, next(model.parameters()).dtype)
+        inputs = {"input_ids": ids} if embed is None else {"inputs_embeds": embed(ids)}
+        logits = model(**inputs, position_ids=pos, attention_mask=mask, cache=cache, use_cache=cache is not None,
+                       logits_to_keep=self.keep(width)).logits
+        return self.scores(logits)
 
 
 def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id: int = 0,
@@ -72,10 +138,10 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
 
     The prompts' common beginning runs once (its cache is reused by every query). Then `chunk`
     queries at a time run in one forward pass, one row each: the query's own prompt tokens
-    (left-padded to the longest in the chunk) followed by *all* candidates side by side, with an
-    attention mask in which a candidate token sees the prefix, its query's prompt and the earlier
-    tokens of its own candidate only, and position ids that continue the prompt for every candidate
-    (a token tree). The candidates' first tokens take their log-probabilities from the prompt's last
+    (left-padded to the longest in the chunk) followed by *all* candidates side by side (each but
+    its last token, which is only predicted), with an attention mask in which a candidate token sees
+    the prefix, its query's prompt and the earlier tokens of its own candidate only, and position ids
+    that continue the prompt for every candidate (a token tree). The candidates' first tokens take their log-probabilities from the prompt's last
     position, later tokens from their own candidate's previous position; the LM head runs on those
     positions only.
 
@@ -87,10 +153,7 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
     import torch
 
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    tree_ids, tree_offset, tree_sees = (x.to(device) for x in _tree(cands))
-    n_tree = len(tree_ids)
-    starts = np.cumsum([0] + [len(c) for c in cands])[:-1]
+    tree = _Candidates(cands, device)
     out = np.zeros((len(prompts), len(cands)), dtype=np.float64)
     common = shared_prefix(prompts) if prefix_limit is None else min(shared_prefix(prompts), prefix_limit)
     batches = [range(b, min(b + chunk, len(prompts))) for b in range(0, len(prompts), chunk)]
@@ -99,54 +162,38 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
         from tqdm import tqdm
 
         bar = tqdm(total=len(prompts), desc=progress, unit="query", mininterval=5.0)
-    # logits kept: the prompt's last position, then each candidate token that has a next token
-    inner = [int(s) + k for s, c in zip(starts, cands) for k in range(len(c) - 1)]
-    nxt = torch.tensor([t for c in cands for t in c[1:]], device=device)
-    nxt_owner = np.array([i for i, c in enumerate(cands) for _ in c[1:]], dtype=np.int64)
-    first = torch.tensor([c[0] for c in cands], device=device)
     with torch.no_grad():
         # the prompts' common beginning (system message, label list, instructions) runs once
         base = model(input_ids=torch.tensor([prompts[0][:common]], device=device), use_cache=True).cache \
             if common else None
         for rows in batches:
-            own = [prompts[q][common:] for q in rows]
-            width = max(len(o) for o in own)
-            n, total = len(own), width + n_tree
-            ids = torch.full((n, total), pad_id, dtype=torch.long, device=device)
-            ids[:, width:] = tree_ids
-            pos = torch.full((n, total), common, dtype=torch.long, device=device)
-            sees = torch.zeros((n, total, common + total), dtype=torch.bool, device=device)
-            sees[:, :, :common] = True  # everything sees the common prefix (padding too: no empty rows)
-            causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
-            for r, o in enumerate(own):
-                pad = width - len(o)
-                ids[r, pad:width] = torch.tensor(o, device=device)
-                pos[r, pad:width] = common + torch.arange(len(o), device=device)
-                pos[r, width:] = common + len(o) + tree_offset
-                sees[r, pad:width, common + pad:common + width] = causal[pad:, pad:]
-                sees[r, width:, common + pad:common + width] = True  # candidates see the whole prompt
-                sees[r, width:, common + width:] = tree_sees
-            mask = torch.zeros(sees.shape, dtype=dtype, device=device).masked_fill_(~sees, torch.finfo(dtype).min)
+            n = len(rows)
             cache = None
             if base is not None:
                 cache = copy.deepcopy(base)
                 cache.batch_repeat_interleave(n)
-            keep = torch.tensor([width - 1] + [width + i for i in inner], device=device)
-            inputs = {"input_ids": ids} if embed is None else {"inputs_embeds": embed(rows, ids)}
-            logits = model(**inputs, position_ids=pos, attention_mask=mask[:, None], cache=cache,
-                           use_cache=cache is not None, logits_to_keep=keep).logits
-            logp = logits.float().log_softmax(-1)  # (n, 1 + inner tokens, vocabulary)
-            head = logp[:, 0, first]  # (n, candidates): each candidate's first token
-            later = logp[:, 1:].gather(-1, nxt.expand(n, -1)[..., None]).squeeze(-1).cpu().numpy()
-            block = head.cpu().double().numpy()
-            for r in range(n):
-                block[r] += np.bincount(nxt_owner, weights=later[r], minlength=len(cands))
-            out[rows.start:rows.stop] = block
+            out[rows.start:rows.stop] = tree.forward(
+                model, [prompts[q][common:] for q in rows], torch.ones((n, common), dtype=torch.bool, device=device),
+                torch.full((n,), common, device=device), pad_id, cache,
+                None if embed is None else (lambda ids, rows=rows: embed(rows, ids)))
             if bar is not None:
                 bar.update(n)
     if bar is not None:
         bar.close()
     return out
+
+
+def score_continuations(model, cache, past, own: list[list[int]], cands: list[list[int]],
+                        pad_id: int = 0) -> np.ndarray:
+    """[rows, n_candidates] like `score_labels`, for rows whose prompts already sit in `cache` up to
+    their `own` last tokens (a dialogue's key/value cache after its rounds, `bua.infer.BuaModel`):
+    `past` [rows, cached] marks the cached slots each row attends to (left padding and generated
+    tokens left out); each row's positions continue from its count of them."""
+    import torch
+
+    tree = _Candidates(cands, past.device)
+    with torch.no_grad():
+        return tree.forward(model, own, past, past.sum(1), pad_id, cache)
 
 
 def load_scorer(model_dir, adapter_dir=None, device: str = "auto", dtype: str = "float32", threads: int | None = None):

@@ -9,6 +9,7 @@ BUA_SETTINGS = {
         "text_events",
         "placeholder",
         "understanding_tokens",
+        "batch_size",
         "generation",
         "stage1",
         "stage2",
