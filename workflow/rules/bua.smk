@@ -23,8 +23,9 @@ rule bua_states:
     params:
         code=library_code("bua_states"),
         bua={
-            k: BUA[k]
-            for k in ("window", "positions", "pool", "pool_seed", "val", "generation")
+            **{k: BUA[k] for k in ("window", "positions", "pool", "pool_seed", "val")},
+            # which days' states: decoding settings never recompute them
+            "generation": {k: BUA["generation"][k] for k in ("users", "train_days")},
         },
         queries={k: BEHAVIORLM[k] for k in ("queries", "query_seed")},
         predictors=PRETRAIN_PARAMS,
