@@ -90,7 +90,8 @@ def test_stage_one_trains_the_projector_only_and_the_states_reach_the_llm(tiny):
 
 ROUNDS_ALL = ["key_behaviours", "patterns", "summary"]
 BUA = {"window": 10, "positions": 3, "text_events": 3, "placeholder": "auto", "understanding_tokens": 6,
-       "batch_size": 4, "tuning": {"rank": 2, "alpha": 4, "layers": 0, "max_length": 1024, "batch_size": 4, "epochs": 1, "bf16": False,
+       "batch_size": 4,
+       "tuning": {"rank": 2, "alpha": 4, "layers": 0, "max_length": 1024, "batch_size": 4, "epochs": 1, "bf16": False,
                   "eval_steps": 2, "patience": 0, "save_steps": 100, "learning_rate": 0.01, "warmup_ratio": 0.0},
        "stage1": {"examples": 8}, "stage2": {"examples": 8, "generation_examples": 3},
        "stage3": {"pool": 6, "examples": 3, "max_new_tokens": 6},

@@ -141,9 +141,9 @@ def score_labels(model, prompts: list[list[int]], cands: list[list[int]], pad_id
     (left-padded to the longest in the chunk) followed by *all* candidates side by side (each but
     its last token, which is only predicted), with an attention mask in which a candidate token sees
     the prefix, its query's prompt and the earlier tokens of its own candidate only, and position ids
-    that continue the prompt for every candidate (a token tree). The candidates' first tokens take their log-probabilities from the prompt's last
-    position, later tokens from their own candidate's previous position; the LM head runs on those
-    positions only.
+    that continue the prompt for every candidate (a token tree). The candidates' first tokens take
+    their log-probabilities from the prompt's last position, later tokens from their own candidate's
+    previous position; the LM head runs on those positions only.
 
     `embed(rows, ids)`, when given, turns a chunk's token ids into the input embeddings (BUA scatters
     its encoder states in); `prefix_limit` caps the shared prefix (tokens that need `embed` must not
