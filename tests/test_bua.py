@@ -274,7 +274,7 @@ def test_a_dialogue_continued_on_its_cache_answers_as_fresh_prefills_do(curricul
 def test_labels_scored_on_the_dialogues_cache_equal_a_fresh_scoring_of_the_final_prompt(curriculum):
     """After the rounds every label is scored on each batch's own cache (only the last answer and
     the final question added before the label tree): the scores of the shared scorer run on the
-    whole final prompt, in batches that do not divide the queries, and the same answers."""
+    whole final prompt, in two batches (batch size 5: 3 and 3 of the 6 queries), and the same answers."""
     import numpy as np
 
     from behaviorflow.bua.infer import BuaModel, understand, understand_and_score
@@ -290,9 +290,9 @@ def test_labels_scored_on_the_dialogues_cache_equal_a_fresh_scoring_of_the_final
     fresh = bua.score
     calls = []
     bua.score = lambda *a, **k: calls.append(1) or fresh(*a, **k)
-    scores, said = understand_and_score(bua, contexts, states, labels, batch_size=4, **kw)
+    scores, said = understand_and_score(bua, contexts, states, labels, batch_size=5, **kw)
     assert not calls  # every batch scored on its cache
-    replies, final = understand(bua, contexts, states, batch_size=4, **kw)
+    replies, final = understand(bua, contexts, states, batch_size=5, **kw)
     want = fresh([prompt_ids(bua.tok, m) for m in final], states, candidate_ids(bua.tok, final[0], labels))
     assert said[ROUNDS_ALL].to_dict("records") == replies
     assert scores.shape == (len(contexts), len(labels)) and np.isfinite(scores).all()
@@ -529,3 +529,16 @@ def test_day_fidelity_is_perfect_on_the_real_days_and_markov_writes_the_asked_da
     for ctx in contexts:
         mine = days[days["user_id"] == ctx.user_id]
         assert len(mine) and set(mine["ts"].dt.date) == {ctx.start}
+
+
+def test_even_batches_take_the_fewest_batches_of_near_equal_size():
+    from behaviorflow.bua.infer import even_batches
+
+    assert [len(r) for r in even_batches(150, 48)] == [38, 38, 37, 37]
+    assert [len(r) for r in even_batches(150, 50)] == [50, 50, 50]
+    assert [len(r) for r in even_batches(6, 5)] == [3, 3]
+    assert even_batches(3, 16) == [range(0, 3)] and even_batches(0, 4) == []
+    for n, size in ((1, 1), (7, 3), (101, 10)):
+        batches = even_batches(n, size)
+        assert [i for r in batches for i in r] == list(range(n))  # every row once, in order
+        assert len(batches) == -(-n // size) and max(map(len, batches)) <= size

@@ -124,6 +124,45 @@ def test_trainable_parameters_follow_the_freeze_map(base):
         apply_freeze_map(model, ("encoder",))
 
 
+def test_frozen_linears_in_bf16_give_the_bit_identical_bf16_step(base, tok):
+    """Under bf16 autocast the frozen base's linear layers stored in bfloat16 give the same loss and
+    the same gradients of every trained tensor as float32 layers cast at each call; only the base's
+    plain linear layers change dtype (not the adapter, the extras or the tied output head)."""
+    from behaviorflow.lm.tuning import _wrapped_class, frozen_linears_in_bf16
+
+    examples = [encode_completion(tok, [{"role": "user", "content": f"question {i}"}], f"answer {i}", 128)
+                for i in range(2)]
+    width = max(len(e.input_ids) for e in examples)
+    batch = {"input_ids": torch.tensor([e.input_ids + [0] * (width - len(e.input_ids)) for e in examples]),
+             "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids))
+                                             for e in examples]),
+             "labels": torch.tensor([e.labels + [IGNORE] * (width - len(e.labels)) for e in examples]),
+             "features": torch.ones(2, 4)}
+    runs = []
+    for cast in (False, True):
+        torch.manual_seed(0)  # the same adapter and projector initialisation
+        lm, _ = load_base(base, TuningSettings(**BASE_SETTINGS))  # bf16=False: float32 layers
+        model = _wrapped_class()(lm, {"projector": torch.nn.Linear(4, 48)}, add_features)
+        apply_freeze_map(model, ("lora", "projector"))
+        for name, p in model.named_parameters():  # a trained adapter (B starts at zero): A gets gradients
+            if "lora_B" in name:
+                p.data.normal_(0, 0.2)
+        if cast:
+            assert frozen_linears_in_bf16(model.lm) == 2 * 7  # q, k, v, o, gate, up, down in 2 blocks
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(**batch)["loss"]
+        loss.backward()
+        runs.append((loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad},
+                     {n: p.dtype for n, p in model.named_parameters()}))
+    (loss32, grads32, _), (loss16, grads16, dtypes) = runs
+    assert torch.equal(loss32, loss16)
+    assert all(g.abs().sum() > 0 for g in grads32.values())
+    assert grads32.keys() == grads16.keys() and all(torch.equal(grads32[n], grads16[n]) for n in grads32)
+    cast_names = {n for n, d in dtypes.items() if d == torch.bfloat16}
+    assert cast_names and all("base_layer" in n or ".mlp." in n for n in cast_names)
+    assert not any("lora_" in n or n.startswith("extras.") or "embed" in n for n in cast_names)
+
+
 def add_features(extras, embeds, batch):
     """A stand-in for BUA's scatter: the projected features added at the first position."""
     out = embeds.clone()

