@@ -210,3 +210,25 @@ def test_snakemake_report_holds_the_tables_and_figures_with_captions(tiny_run, t
         assert name in page, name
     assert "BehaviorGen's Figure 2 idea on dataset" in page  # a caption, with its wildcard filled in
     assert "Fidelity and privacy" in page and "Tables" in page  # the categories
+
+
+def test_a_verdict_line_never_calls_a_gap_between_spreadless_rows_beyond_the_sd():
+    """Two rows whose seeds all agree (sd 0 on both sides) differ by a fixed amount: the verdict
+    says there is no spread to judge by, not that the gap is beyond twice the sd; a real spread is
+    judged as before."""
+    import pandas as pd
+
+    from behaviorflow.reporting.llm_tables import compare
+
+    def summary(rows):
+        return pd.DataFrame([{"dataset": "d", "metric": "tail", "model": m, "mean": mean, "sd": sd}
+                             for m, mean, sd in rows])
+
+    flat = compare(summary([("a", 0.026, 0.0), ("b", 0.0, 0.0)]), "d", "a", "b", "tail")
+    assert "no spread to judge it by" in flat and "beyond" not in flat
+    spread = compare(summary([("a", 0.30, 0.01), ("b", 0.20, 0.02)]), "d", "a", "b", "tail")
+    assert "beyond twice the larger seed sd (2.0)" in spread
+    close = compare(summary([("a", 0.21, 0.05), ("b", 0.20, 0.0)]), "d", "a", "b", "tail")
+    assert "within twice the larger seed sd (5.0)" in close
+    same = compare(summary([("a", 0.0, 0.0), ("b", 0.0, 0.0)]), "d", "a", "b", "tail")
+    assert "within twice the larger seed sd (0.0)" in same

@@ -77,6 +77,9 @@ def compare(summary: pd.DataFrame, dataset: str, a: str, b: str, metric: str) ->
     rel = f"{(ma - mb) / mb * 100:+.1f} %" if mb > 0 else "n/a (zero base)"
     if all(np.isnan(sds)):
         word = "one seed each: no spread to judge it by"
+    elif abs(gap) >= 0.5 and np.nanmax([*sds, 0.0]) == 0:
+        # every seed of both rows agrees: a fixed difference (often one query), not a spread to beat
+        word = "every seed of both rows gives the same value: no spread to judge it by"
     else:
         sd = np.nanmax([*sds, 0.0]) * 100
         word = (f"beyond twice the larger seed sd ({sd:.1f})" if abs(gap) > 2 * sd and abs(gap) >= 0.5
