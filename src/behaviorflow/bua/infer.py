@@ -138,7 +138,7 @@ class BuaModel:
         bar = tqdm(total=n_rows * rounds, desc=desc, unit="answer", disable=desc is None, mininterval=5.0)
         with torch.no_grad(), bar:
             for rows in even_batches(n_rows, batch_size):
-                b, prev, ids, mask, cache = rows.start, None, None, None, None
+                prev, ids, mask, cache = None, None, None, None
                 answers = [[] for _ in rows]
                 for _ in range(rounds):
                     prompts = [render(i, a) for i, a in zip(rows, answers)]
@@ -150,7 +150,7 @@ class BuaModel:
                                                   **common)[:, ids.shape[1]:]
                     else:
                         (ids, mask), cache = _left_padded(prompts, pad, device), DynamicCache(config=self.model.config)
-                        new = self.model.generate(inputs_embeds=self.embed(ids, states[b:b + batch_size]),
+                        new = self.model.generate(inputs_embeds=self.embed(ids, states[rows.start:rows.stop]),
                                                   attention_mask=mask, past_key_values=cache, **common)
                     ids, mask, prev = torch.cat([ids, new], 1), torch.cat([mask, torch.zeros_like(new)], 1), prompts
                     for a, text in zip(answers, self.tok.batch_decode(new, skip_special_tokens=True)):
