@@ -48,9 +48,10 @@ rule bua_stage1:
     wildcard_constraints:
         embedding="sequence|item",
         seed=r"\d+",
+    priority: BUA_PRIORITY["train"]
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA_TRAINING_THREADS
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
@@ -78,9 +79,10 @@ rule bua_stage2:
     wildcard_constraints:
         arm="|".join(BUA_ARMS),
         seed=r"\d+",
+    priority: BUA_PRIORITY["train"]
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA_TRAINING_THREADS
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
@@ -111,6 +113,7 @@ rule bua_reflect:
     wildcard_constraints:
         arm="|".join(BUA_ARMS),
         seed=r"\d+",
+    priority: BUA_PRIORITY["train"]
     conda:
         "../envs/behaviorflow.yaml"
     threads: BUA["inference_threads"]
@@ -144,9 +147,10 @@ rule bua_stage3:
     wildcard_constraints:
         arm="|".join(BUA_ARMS),
         seed=r"\d+",
+    priority: BUA_PRIORITY["train"]
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA_TRAINING_THREADS
     resources:
         mem_mb=config["resources"]["mem_mb"],
         runtime=240,
@@ -176,6 +180,7 @@ rule bua_predict:
     wildcard_constraints:
         method="|".join(BUA_METHODS),
         seed=r"\d+",
+    priority: BUA_PRIORITY["predict"]
     conda:
         "../envs/behaviorflow.yaml"
     threads: BUA["inference_threads"]
@@ -207,6 +212,7 @@ rule bua_generate:
     wildcard_constraints:
         method="|".join(BUA_METHODS),
         seed=r"\d+",
+    priority: BUA_PRIORITY["generate"]
     conda:
         "../envs/behaviorflow.yaml"
     threads: BUA["inference_threads"]
