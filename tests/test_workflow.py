@@ -226,6 +226,35 @@ def test_bua_curriculum_and_tables(tiny_run):
     assert report["stage2_full"]["examples"] == 8 + 3  # prediction dialogues + generation dialogues
 
 
+def _planned_threads_and_priority(proc) -> dict[str, set[tuple[int, int]]]:
+    """Each planned rule's (threads, priority) pairs from a dry run's job blocks (Snakemake leaves
+    out 1 thread and priority 0)."""
+    plan: dict[str, set[tuple[int, int]]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
+        name = re.match(r"(?:local)?rule (\w+):", block)
+        if name:
+            threads = re.search(r"^\s+threads: (\d+)", block, flags=re.M)
+            priority = re.search(r"^\s+priority: (-?\d+)", block, flags=re.M)
+            plan.setdefault(name.group(1), set()).add((int(threads.group(1)) if threads else 1,
+                                                       int(priority.group(1)) if priority else 0))
+    return plan
+
+
+@pytest.mark.parametrize("training_threads, expected", [(None, 2), (1, 1)])
+def test_bua_jobs_take_their_threads_and_scheduling_order(tmp_path, training_threads, expected):
+    """BUA's stages take bua.training_threads (null: resources.threads), its decoding jobs
+    bua.inference_threads; ready encoder states, stages and reflection pools go first, then
+    prediction, then the shorter one-day generation."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config["resources"] = {"gpu": 0, "threads": 2, "mem_mb": 4000}
+    config["bua"] = {**config["bua"], "training_threads": training_threads, "inference_threads": 1}
+    plan = _planned_threads_and_priority(run_snakemake(make_workdir(tmp_path, config), "-n", "results/table9.csv"))
+    stages = [plan[r] for r in ("bua_stage1", "bua_stage2", "bua_stage3")]
+    assert all(pairs == {(expected, 2)} for pairs in stages), stages
+    assert plan["bua_states"] == {(2, 2)} and plan["bua_reflect"] == {(1, 2)}
+    assert plan["bua_predict"] == {(1, 1)} and plan["bua_generate"] == {(1, 0)}
+
+
 def test_one_day_generation_table_and_table9_generation_columns(tiny_run):
     """Table 8: BUA, BehaviorGen and Markov write the same test users' next day, scored by BLEU /
     TVD / JSD per stream; table 9 carries each ablation row's generation columns too."""

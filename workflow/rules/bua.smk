@@ -17,6 +17,7 @@ rule bua_states:
         "logs/{dataset}/bua_states_{embedding}.log",
     wildcard_constraints:
         embedding="sequence|item",
+    priority: BUA_PRIORITY["train"]
     conda:
         "../envs/behaviorflow.yaml"
     threads: config["resources"]["threads"]
