@@ -242,8 +242,8 @@ def _planned_threads_and_priority(proc) -> dict[str, set[tuple[int, int]]]:
 
 @pytest.mark.parametrize("training_threads, expected", [(None, 2), (1, 1)])
 def test_bua_jobs_take_their_threads_and_scheduling_order(tmp_path, training_threads, expected):
-    """BUA's stages take bua.training_threads (null: resources.threads), its decoding jobs
-    bua.inference_threads; ready encoder states, stages and reflection pools go first, then
+    """BUA's encoder states and stages take bua.training_threads (null: resources.threads), its
+    decoding jobs bua.inference_threads; ready states, stages and reflection pools go first, then
     prediction, then the shorter one-day generation."""
     config = copy.deepcopy(TINY_CONFIG)
     config["resources"] = {"gpu": 0, "threads": 2, "mem_mb": 4000}
@@ -251,7 +251,7 @@ def test_bua_jobs_take_their_threads_and_scheduling_order(tmp_path, training_thr
     plan = _planned_threads_and_priority(run_snakemake(make_workdir(tmp_path, config), "-n", "results/table9.csv"))
     stages = [plan[r] for r in ("bua_stage1", "bua_stage2", "bua_stage3")]
     assert all(pairs == {(expected, 2)} for pairs in stages), stages
-    assert plan["bua_states"] == {(2, 2)} and plan["bua_reflect"] == {(1, 2)}
+    assert plan["bua_states"] == {(expected, 2)} and plan["bua_reflect"] == {(1, 2)}
     assert plan["bua_predict"] == {(1, 1)} and plan["bua_generate"] == {(1, 0)}
 
 

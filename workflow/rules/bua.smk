@@ -20,7 +20,7 @@ rule bua_states:
     priority: BUA_PRIORITY["train"]
     conda:
         "../envs/behaviorflow.yaml"
-    threads: config["resources"]["threads"]
+    threads: BUA_TRAINING_THREADS
     params:
         code=library_code("bua_states"),
         bua={

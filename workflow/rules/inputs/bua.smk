@@ -18,13 +18,14 @@ BUA_SETTINGS = {
     )
 }
 BUA_ROUNDS = ["key_behaviours", "patterns", "summary"]
-# Threads of a training stage (null: resources.threads). On 2 cores, 1 thread a job lets a stage
-# run beside a decoding job instead of waiting for both cores (config/README.md, "bua").
+# Threads of the encoder states and the training stages (null: resources.threads). On 2 cores, 1
+# thread a job lets a stage run beside a decoding job instead of waiting for both cores; a 2-thread
+# job among 1-thread ones waits until none is ready to run (config/README.md, "bua").
 BUA_TRAINING_THREADS = BUA["training_threads"] or config["resources"]["threads"]
 # Scheduling order among ready BUA jobs: the encoder states, stages and reflection pools first
-# (they unlock the rest: at priority 0 the item-embedding arm's states waited until every other
-# arm's rows were written, and its whole chain ran last), then the long prediction jobs before the
-# short one-day generations, so the last jobs to start are short and no core idles long at the end.
+# (they unlock the rest; the item-embedding arm's states, left at priority 0 and 2 threads, waited
+# until every other arm's rows were written, and its whole chain ran last), then the long
+# prediction jobs before the short one-day generations, so the last jobs to start are short.
 BUA_PRIORITY = {"train": 2, "predict": 1, "generate": 0}
 # What each stage-2 arm changes (full: the paper's curriculum; no_stage3 predicts with full's
 # stage-2 model): the embedding the encoder gives, whether stage 1 ran first, stage 2's
