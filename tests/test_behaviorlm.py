@@ -223,15 +223,15 @@ def test_stages_atune_select_btune_predict(tiny, tmp_path):
 def test_a_stage_runs_data_parallel_under_torchrun(tiny, tmp_path):
     """behaviorlm.processes = 2: A-tuning under torchrun (2 gloo processes, batch 2 each) gives the
     loss curve of one process with batch 4; only rank 0 writes."""
-    from behaviorflow.behaviorlm.launch import run_stage
+    from behaviorflow.behaviorlm.stages import behaviorlm_atune
 
     split = make_split(events=60)
     path = tmp_path / "split.parquet"
     split.to_parquet(path)
     common = dict(split_path=str(path), model_dir=str(tiny), prompt=PROMPT, seed=1, train_examples=16,
                   anchor_share=0.1, aux_share=0.0, aux_corpus="chitchat", threads=2)
-    run_stage("atune", 1, out_dir=str(tmp_path / "one"), tuning={**TUNING, "batch_size": 4}, **common)
-    run_stage("atune", 2, out_dir=str(tmp_path / "two"), tuning={**TUNING, "batch_size": 2}, **common)
+    behaviorlm_atune(1, out_dir=str(tmp_path / "one"), tuning={**TUNING, "batch_size": 4}, **common)
+    behaviorlm_atune(2, out_dir=str(tmp_path / "two"), tuning={**TUNING, "batch_size": 2}, **common)
     one, two = (json.loads((tmp_path / d / "training_report.json").read_text()) for d in ("one", "two"))
     assert one["processes"] == 1 and two["processes"] == 2
     assert two["losses"] == pytest.approx(one["losses"], abs=2e-3) and two["tokens"] == one["tokens"]

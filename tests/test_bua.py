@@ -370,7 +370,7 @@ def test_a_stage_runs_data_parallel_under_torchrun(curriculum, tmp_path):
     of one process with batch 4 (the round-balanced weights and the states sharded with the batch)."""
     import json
 
-    from behaviorflow.behaviorlm.launch import bua_stage
+    from behaviorflow.bua.stages import bua_stage
 
     paths, _, _ = curriculum
     tuning = {**BUA["tuning"], "dropout": 0.0, "eval_steps": 100}

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from behaviorflow.codedeps import code_version, library_modules
 from conftest import REPO
 
@@ -38,3 +40,15 @@ def test_the_version_changes_with_the_code_and_only_with_it(tmp_path):
     assert code_version(script) == code_version(script)
     assert code_version(script) != code_version(REPO / "workflow/scripts/ingest.py")
     assert len(code_version(script)) == 16
+
+
+@pytest.mark.parametrize("script, stage", [("behaviorlm_atune", "behaviorflow.behaviorlm.stages"),
+                                           ("behaviorlm_btune", "behaviorflow.behaviorlm.stages"),
+                                           ("bua_stage", "behaviorflow.bua.stages")])
+def test_a_training_rules_version_covers_the_stage_it_launches(script, stage):
+    """The training rules start their stage through the torchrun launcher; their code version still
+    covers the stage's module and `lm.tuning` (a change there reruns them); BehaviorLM's never
+    covers BUA's stages."""
+    modules = set(library_modules(REPO / f"workflow/scripts/{script}.py"))
+    assert {stage, "behaviorflow.lm.tuning", "behaviorflow.behaviorlm.launch"} <= modules
+    assert script == "bua_stage" or "behaviorflow.bua.stages" not in modules

@@ -1,7 +1,7 @@
 """Rules behaviorlm_atune and behaviorlm_tail_first: a LoRA stage on training users' samples
 (data-parallel under torchrun when behaviorlm.processes > 1)."""
 
-from behaviorflow.behaviorlm.launch import behaviorlm_atune
+from behaviorflow.behaviorlm.stages import behaviorlm_atune
 from behaviorflow.runlog import log_to
 
 log_to(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Rule behaviorlm_btune: continue the A-tuned adapter on the selected samples (data-parallel under
 torchrun when behaviorlm.processes > 1)."""
 
-from behaviorflow.behaviorlm.launch import behaviorlm_btune
+from behaviorflow.behaviorlm.stages import behaviorlm_btune
 from behaviorflow.runlog import log_to
 
 log_to(snakemake.log[0])

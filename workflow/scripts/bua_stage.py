@@ -1,7 +1,7 @@
 """Rules bua_stage1, bua_stage2, bua_stage3: one curriculum stage (the paper's freeze map), data-parallel
 under torchrun when bua.processes > 1."""
 
-from behaviorflow.behaviorlm.launch import bua_stage
+from behaviorflow.bua.stages import bua_stage
 from behaviorflow.runlog import log_to
 
 log_to(snakemake.log[0])

@@ -3,7 +3,11 @@ data-parallel over N processes with torch DDP (`torchrun`): `behaviorlm.processe
 in config. The stage's keyword arguments travel as JSON; every process runs the same stage,
 `lm.tuning.tune` (transformers.Trainer) shards the batches and only rank 0 writes the outputs.
 
-    python -m torch.distributed.run --standalone --nproc_per_node=N -m behaviorflow.behaviorlm.launch STAGE JSON
+    python -m torch.distributed.run --standalone --nproc_per_node=N -m behaviorflow.behaviorlm.launch \
+        behaviorflow.MODULE:FUNCTION JSON
+
+It imports nothing of the library: the rules' functions (`behaviorlm.stages.behaviorlm_atune`,
+`behaviorlm_btune`, `bua.stages.bua_stage`) hand it the stage function itself.
 """
 
 from __future__ import annotations
@@ -13,47 +17,45 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
-STAGES = {"atune": "behaviorflow.behaviorlm.stages:atune", "btune": "behaviorflow.behaviorlm.stages:btune",
-          "bua_stage": "behaviorflow.bua.stages:train_stage"}
+def stage_name(stage: Callable) -> str:
+    """`module:function` of a stage function (how torchrun's processes find it)."""
+    return f"{stage.__module__}:{stage.__qualname__}"
 
 
-def run_stage(entry: str, processes: int = 1, **kwargs) -> None:
-    """The stage function `STAGES[entry]` called with `kwargs` here, or under torchrun with
-    `processes` processes."""
-    if entry not in STAGES:
-        raise ValueError(f"unknown stage {entry!r}; choose one of {sorted(STAGES)}")
+def resolve_stage(name: str) -> Callable:
+    """The stage function named `behaviorflow.<module>:<function>`."""
+    module, _, function = name.partition(":")
+    if not module.startswith("behaviorflow.") or not function:
+        raise ValueError(f"unknown stage {name!r}: expected behaviorflow.<module>:<function>")
+    return getattr(importlib.import_module(module), function)
+
+
+def run_stage(function: Callable, processes: int = 1, /, **kwargs) -> None:
+    """`function(**kwargs)` here, or in `processes` processes under torchrun (both positional only:
+    a stage's own arguments may carry any name, BUA's `stage` among them).
+
+    The rule's library function imports the stage function it runs and hands it here, so the
+    rule's code version (`codedeps`, which follows import statements) covers the stage's modules,
+    `lm.tuning` included, and a change to them reruns the rule. (A stage looked up here by a name
+    string was invisible to it: BehaviorLM's and BUA's training rules did not rerun when
+    `lm.tuning` or their stage modules changed.)"""
     if processes <= 1 or "WORLD_SIZE" in os.environ:
-        module, name = STAGES[entry].split(":")
-        getattr(importlib.import_module(module), name)(**kwargs)
+        function(**kwargs)
         return
     env = dict(os.environ)
     if kwargs.get("threads"):  # the job's threads shared among its processes
         kwargs = {**kwargs, "threads": max(1, int(kwargs["threads"]) // processes)}
         env["OMP_NUM_THREADS"] = str(kwargs["threads"])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "behaviorflow.behaviorlm.launch", entry, json.dumps(kwargs, default=str)]
+           "-m", "behaviorflow.behaviorlm.launch", stage_name(function), json.dumps(kwargs, default=str)]
     subprocess.run(cmd, env=env, check=True)
 
 
-def behaviorlm_atune(processes: int = 1, **kwargs) -> None:
-    """Rules behaviorlm_atune and behaviorlm_tail_first: `stages.atune`, data-parallel when processes > 1."""
-    run_stage("atune", processes, **kwargs)
-
-
-def behaviorlm_btune(processes: int = 1, **kwargs) -> None:
-    """Rule behaviorlm_btune: `stages.btune`, data-parallel when processes > 1."""
-    run_stage("btune", processes, **kwargs)
-
-
-def bua_stage(processes: int = 1, **kwargs) -> None:
-    """Rules bua_stage1, bua_stage2, bua_stage3: `bua.stages.train_stage`, data-parallel when processes > 1."""
-    run_stage("bua_stage", processes, **kwargs)
-
-
 def main(argv: list[str] | None = None) -> None:
-    entry, payload = (argv or sys.argv[1:])[:2]
-    run_stage(entry, **json.loads(payload))
+    name, payload = (argv or sys.argv[1:])[:2]
+    run_stage(resolve_stage(name), **json.loads(payload))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from behaviorflow.behaviorlm.data import (
     stratified,
     training_queries,
 )
+from behaviorflow.behaviorlm.launch import run_stage
 from behaviorflow.behaviorlm.prompts import PromptSettings, Query, formats_for, messages, queries_of
 from behaviorflow.config import as_settings
 
@@ -195,3 +196,14 @@ def score_queries(model_dir, adapter_dir, queries: list[Query], prompt: PromptSe
     # a label's tokens after the assistant tag do not depend on the prompt before it
     cands = candidate_ids(tok, messages(queries[0], 0, shown), labels)
     return score_labels(model, prompts, cands, tok.pad_token_id, progress=desc)
+
+
+def behaviorlm_atune(processes: int = 1, **kwargs) -> None:
+    """Rules behaviorlm_atune and behaviorlm_tail_first: `atune`, data-parallel under torchrun when
+    processes > 1 (`launch.run_stage`)."""
+    run_stage(atune, processes, **kwargs)
+
+
+def behaviorlm_btune(processes: int = 1, **kwargs) -> None:
+    """Rule behaviorlm_btune: `btune`, data-parallel under torchrun when processes > 1."""
+    run_stage(btune, processes, **kwargs)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from behaviorflow.behaviorlm.launch import run_stage
 from behaviorflow.bua.tasks import ROUNDS, STAGE1_TASKS, Context, answers, contexts_of, day_answer, dialogue
 from behaviorflow.bua.tasks import reflection, stage1_messages, unigram_f1
 
@@ -257,3 +258,9 @@ def bua_reflect(split_path, states_path, model_dir, adapter_dir, out_path, *, bu
     log.info("reflection pool: %d drafts, word F1 mean %.3f (weakest %d kept for stage 3)", len(frame),
              frame["f1"].mean(), min(len(frame), bua["stage3"]["examples"]))
     return frame
+
+
+def bua_stage(processes: int = 1, **kwargs) -> None:
+    """Rules bua_stage1, bua_stage2, bua_stage3: `train_stage`, data-parallel under torchrun when
+    processes > 1 (`behaviorlm.launch.run_stage`)."""
+    run_stage(train_stage, processes, **kwargs)
