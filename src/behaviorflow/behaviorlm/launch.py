@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+
 def stage_name(stage: Callable) -> str:
     """`module:function` of a stage function (how torchrun's processes find it)."""
     return f"{stage.__module__}:{stage.__qualname__}"
