@@ -20,9 +20,9 @@ import sys
 from collections.abc import Callable
 
 
-def stage_name(stage: Callable) -> str:
+def stage_name(function: Callable) -> str:
     """`module:function` of a stage function (how torchrun's processes find it)."""
-    return f"{stage.__module__}:{stage.__qualname__}"
+    return f"{function.__module__}:{function.__qualname__}"
 
 
 def resolve_stage(name: str) -> Callable:
