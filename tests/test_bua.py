@@ -168,6 +168,85 @@ def test_stage_three_refines_the_weakest_drafts_of_the_stage_two_model(curriculu
                            variant={"rounds": ROUNDS_ALL, "balance": True})
 
 
+def test_the_answer_writer_sees_the_window_and_never_the_target():
+    """The openai writer's prompt (bua.answers.source: openai): every window event, the rules' fact
+    and the question; the future scene's events only for that task; never the target's behaviour."""
+    from dataclasses import replace
+
+    from behaviorflow.behaviorlm.prompts import Query
+    from behaviorflow.bua.tasks import Context, answers, event_line
+    from behaviorflow.bua.writer import WRITTEN, fact_recall, writer_messages
+
+    history = ((0, 22 * 60, "z1", "music"), (1, 8 * 60, "z1", "alarm"), (1, 10 * 60, "z2", "news"))
+    ctx = Context(Query("u", 9, history, 1, 11 * 60, "golf"), future=((1, 11 * 60, "z3", "golf"),))
+    other = replace(ctx, query=replace(ctx.query, label="news"))
+    ref = answers(ctx, {"news": 0.5}, 3)
+    for task in WRITTEN:
+        msgs = writer_messages(ctx, task, ref[task], 3, 25)
+        user = msgs[1]["content"]
+        assert "at most 25 words" in msgs[0]["content"]
+        assert all(event_line(e) in user for e in history) and f"Facts computed from these events: {ref[task]}" in user
+        if task == "future_scene":
+            assert "Tue 11:00 z3 golf" in user and "golf" in ref[task]  # the task is the training user's next hours
+        else:
+            assert "golf" not in user and msgs == writer_messages(other, task, ref[task], 3, 25)
+    with pytest.raises(ValueError, match="understanding tasks"):
+        writer_messages(ctx, "predict", "golf", 3, 25)
+    facts = {"z1", "z2", "news", "music", "alarm"}
+    # facts of "Lives in z1, works in z2; mostly news and music; active 08:00-22:00": z1 z2 news music 08:00 22:00
+    rule = "Lives in z1, works in z2; mostly news and music; active 08:00-22:00; hobby news."
+    assert fact_recall("Home z1, office z2, reads news from 08:00.", rule, facts) == pytest.approx(4 / 6)
+    assert fact_recall("A calm person.", "home unknown, work unknown", facts) == 1.0  # no facts to keep
+
+
+def test_stages_train_on_the_written_answers_and_reject_a_file_for_other_samples(curriculum, tiny):
+    """With an answers file (rule bua_answers' layout) the stages' references are the written answers:
+    stage 2's dialogues end their rounds in them, the reflection pool scores against them."""
+    import pandas as pd
+
+    from behaviorflow.bua import stages
+    from behaviorflow.bua.tasks import ROUNDS
+    from behaviorflow.bua.writer import answer_book, needed_samples, requests_of
+
+    paths, _, _ = curriculum
+    split, samples = stages.load_samples(paths["split"], paths["states"], BUA["window"], ("train", "val", "gen_train"))
+    _, shares = stages.labels_and_shares(split)
+    train, gen = samples["train"][0], samples["gen_train"][0]
+    picks = stages.draws(BUA, 1, len(train), len(gen))
+    needed = needed_samples(train, gen, samples["val"][0], picks)
+    assert {c.key for c in needed["train"]} == {train[i].key for k in ("stage1", "stage2", "reflect") for i in picks[k]}
+    frame = requests_of(needed, shares, BUA["positions"], ("summary", "patterns", "hobby"))
+    assert set(frame.loc[frame["part"] == "gen_train", "task"]) == {"summary", "patterns"}  # stage 2's rounds only
+    frame["answer"] = [f"written {t} {u[-4:]} {i}" for u, i, t in zip(frame["user_id"], frame["event_idx"], frame["task"])]
+    path = paths["dir"] / "answers.parquet"
+    frame.to_parquet(path)
+    book = answer_book(path)
+
+    tok = tiny[1]
+    examples = stages.stage_examples(2, tok, [train[i] for i in picks["stage2"]], samples["train"][1][picks["stage2"]],
+                                     shares=shares, placeholder="<unk>", positions=3, text_events=3, max_length=2048,
+                                     seed=1, rounds=tuple(ROUNDS), written=book["train"])
+    for ex, i in zip(examples, picks["stage2"]):
+        taught = tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != -100])
+        u, idx = train[i].key
+        assert f"written summary {u[-4:]} {idx}" in taught and f"written patterns {u[-4:]} {idx}" in taught
+        assert "Lives in" not in taught  # the rules' summary is gone
+
+    common = dict(bua=BUA, seed=1, variant={"rounds": ROUNDS_ALL, "balance": True})
+    report = stages.train_stage(2, paths["split"], paths["states"], paths["model"], paths["dir"] / "s2w",
+                                init_from=paths["dir"] / "s1", answers_path=path, **common)
+    assert report["stage"] == 2 and (paths["dir"] / "s2w" / "trainable.safetensors").is_file()
+    pool = stages.bua_reflect(paths["split"], paths["states"], paths["model"], paths["dir"] / "s2w",
+                              paths["dir"] / "reflect_w.parquet", answers_path=path, **common)
+    assert all(r == book["train"][(u, i)]["summary"] for u, i, r in zip(pool["user_id"], pool["event_idx"],
+                                                                        pool["reference"]))
+    short = frame[frame["user_id"] != train[picks["stage1"][0]].key[0]]
+    short.to_parquet(paths["dir"] / "short.parquet")
+    with pytest.raises(ValueError, match="no written answers"):
+        stages.train_stage(1, paths["split"], paths["states"], paths["model"], paths["dir"] / "bad1",
+                           answers_path=paths["dir"] / "short.parquet", **common)
+
+
 def test_the_reloaded_model_gives_the_trained_models_logits(curriculum):
     """The projector saved beside the adapter: merged and reloaded for inference, it gives the
     logits of the training wrapper with the saved weights loaded."""

@@ -255,6 +255,29 @@ def test_bua_jobs_take_their_threads_and_scheduling_order(tmp_path, training_thr
     assert plan["bua_predict"] == {(1, 1)} and plan["bua_generate"] == {(1, 0)}
 
 
+@pytest.mark.parametrize("source", ["rules", "openai"])
+def test_bua_stages_read_the_llm_written_answers_only_when_asked(tmp_path, source):
+    """bua.answers.source openai puts one bua_answers job per seed before every stage and reflection
+    pool, each of which reads that seed's file; with rules no job writes or reads one."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config["bua"] = {**config["bua"], "seeds": [1, 2], "answers": {"source": source}}
+    proc = run_snakemake(make_workdir(tmp_path, config), "-n", "results/table9.csv")
+    blocks = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
+        name = re.match(r"(?:local)?rule (\w+):", block)
+        if name:
+            inputs = re.search(r"^\s+input: (.+)$", block, flags=re.M)
+            seed = re.search(r"seed=(\d+)", block)
+            blocks.setdefault(name.group(1), []).append((seed and seed.group(1), inputs.group(1) if inputs else ""))
+    readers = [j for r in ("bua_stage1", "bua_stage2", "bua_stage3", "bua_reflect") for j in blocks[r]]
+    assert len(readers) == 2 * (2 + 4 + 3 + 3)  # per seed: 2 stage-1 embeddings, 4 stage-2 arms, 3 stage-3, 3 pools
+    if source == "rules":
+        assert "bua_answers" not in blocks and not any("curriculum_answers" in i for _, i in readers)
+    else:
+        assert sorted(seed for seed, _ in blocks["bua_answers"]) == ["1", "2"]
+        assert all(f"results/tiny/bua/curriculum_answers_seed{seed}.parquet" in i for seed, i in readers)
+
+
 def test_one_day_generation_table_and_table9_generation_columns(tiny_run):
     """Table 8: BUA, BehaviorGen and Markov write the same test users' next day, scored by BLEU /
     TVD / JSD per stream; table 9 carries each ablation row's generation columns too."""

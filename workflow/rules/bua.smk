@@ -35,8 +35,38 @@ rule bua_states:
         "../scripts/bua_states.py"
 
 
+rule bua_answers:
+    input:
+        split="data/processed/{dataset}/split.parquet",
+        states="results/{dataset}/bua/states_sequence.npz",
+    output:
+        answers="results/{dataset}/bua/curriculum_answers_seed{seed}.parquet",
+        summary="results/{dataset}/bua/curriculum_answers_seed{seed}_summary.json",
+    log:
+        "logs/{dataset}/bua_answers_seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/bua_answers_seed{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    priority: BUA_PRIORITY["train"]
+    conda:
+        "../envs/behaviorflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["mem_mb"],
+        runtime=240,
+    params:
+        code=library_code("bua_answers"),
+        bua=BUA_ANSWER_SETTINGS,
+        backend=config["generation"]["behaviorgen"]["openai"],
+        cache_dir=config["generation"]["cache_dir"],
+    script:
+        "../scripts/bua_answers.py"
+
+
 rule bua_stage1:
     input:
+        unpack(get_bua_answers),
         model=get_behaviorlm_model,
         split="data/processed/{dataset}/split.parquet",
         states="results/{dataset}/bua/states_{embedding}.npz",
@@ -101,6 +131,7 @@ rule bua_stage2:
 
 rule bua_reflect:
     input:
+        unpack(get_bua_answers),
         model=get_behaviorlm_model,
         split="data/processed/{dataset}/split.parquet",
         states=get_bua_states,
@@ -134,6 +165,7 @@ rule bua_reflect:
 
 rule bua_stage3:
     input:
+        unpack(get_bua_answers),
         model=get_behaviorlm_model,
         split="data/processed/{dataset}/split.parquet",
         states=get_bua_states,

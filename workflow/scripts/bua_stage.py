@@ -9,4 +9,5 @@ p = snakemake.params
 bua_stage(p.processes, stage=p.stage, split_path=snakemake.input.split, states_path=snakemake.input.states,
           model_dir=snakemake.input.model, out_dir=snakemake.output.adapter, bua=p.bua,
           seed=int(snakemake.wildcards.seed), variant=p.variant, init_from=snakemake.input.get("init"),
-          reflect_path=snakemake.input.get("reflect"), device=p.device, threads=snakemake.threads)
+          reflect_path=snakemake.input.get("reflect"), answers_path=snakemake.input.get("answers"),
+          device=p.device, threads=snakemake.threads)

@@ -24,6 +24,7 @@ import pandas as pd
 from behaviorflow.behaviorlm.launch import run_stage
 from behaviorflow.bua.tasks import ROUNDS, STAGE1_TASKS, Context, answers, contexts_of, day_answer, dialogue
 from behaviorflow.bua.tasks import reflection, stage1_messages, unigram_f1
+from behaviorflow.bua.writer import with_written
 
 log = logging.getLogger(__name__)
 
@@ -122,23 +123,40 @@ def _draw(n_items: int, n: int, seed: int) -> np.ndarray:
     return np.array(draw(list(range(n_items)), n, seed), dtype=np.int64)
 
 
+def draws(bua: dict, seed: int, n_train: int, n_gen: int) -> dict[str, np.ndarray]:
+    """Which samples each step of `seed`'s curriculum draws: stages 1 and 2 and the reflection pool
+    from the training pool's `n_train`, stage 2's generation dialogues from the `n_gen` training days."""
+    return {"stage1": _draw(n_train, bua["stage1"]["examples"], seed * 10 + 1),
+            "stage2": _draw(n_train, bua["stage2"]["examples"], seed * 10 + 2),
+            "reflect": _draw(n_train, bua["stage3"]["pool"], seed * 10 + 3),
+            "gen_train": _draw(n_gen, bua["stage2"].get("generation_examples", 0), seed * 10 + 4)}
+
+
+def _written(answers_path, part: str) -> dict | None:
+    """One part's written curriculum answers (`bua.writer`), or None (the rules' answers) without a file."""
+    from behaviorflow.bua.writer import answer_book
+
+    return answer_book(answers_path).get(part, {}) if answers_path else None
+
+
 def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray, *, shares: dict,
                    placeholder: str, positions: int, text_events: int, max_length: int, seed: int,
                    rounds: tuple[str, ...] = ROUNDS, balance: bool = True, drafts: dict | None = None,
-                   final: str = "predict") -> list:
+                   final: str = "predict", written: dict | None = None) -> list:
     """Tokenised examples of one stage, each carrying its encoder states.
 
     Stage 1: one task per context, the tasks taking turns in a seeded order (every task about
     equally often). Stage 2: the dialogue (`rounds` then the `final` round: predict, or generate
     the context's day), round-balanced loss weights when `balance`. Stage 3: the reflection of each
-    context in `drafts` (key -> draft)."""
+    context in `drafts` (key -> draft). `written`: LLM-written answers in place of the rules'
+    (`bua.writer.with_written`)."""
     from behaviorflow.bua.align import STATES
     from behaviorflow.lm.examples import encode_chat, round_balanced_weights
 
     order = np.random.default_rng(seed).permutation(len(STAGE1_TASKS))
     out, dropped = [], 0
     for i, (ctx, st) in enumerate(zip(contexts, states)):
-        ref = answers(ctx, shares, positions)
+        ref = with_written(answers(ctx, shares, positions), ctx, written, "the curriculum answers")
         if final == "generate":
             ref["generate"] = day_answer(ctx)
         if stage == 1:
@@ -171,13 +189,14 @@ def _stage_settings(bua: dict, stage: int, seed: int):
 
 
 def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua: dict, seed: int,
-                variant: dict, init_from=None, reflect_path=None, device: str = "auto",
+                variant: dict, init_from=None, reflect_path=None, answers_path=None, device: str = "auto",
                 threads: int | None = None) -> dict:
     """Rules bua_stage1, bua_stage2, bua_stage3: one curriculum stage on `lm.tuning.tune`.
 
     `variant`: `rounds` (stage 2's understanding rounds; [] for the w/o-stage-2 ablation) and
     `balance` (the round-balanced loss). `init_from`: the previous stage's output (its projector,
-    and from stage 3 on its adapter); without it (w/o stage 1) the projector starts fresh."""
+    and from stage 3 on its adapter); without it (w/o stage 1) the projector starts fresh.
+    `answers_path`: the seed's LLM-written curriculum answers (rule bua_answers); None: the rules'."""
     from transformers import AutoConfig, AutoTokenizer
 
     from behaviorflow.bua.align import make_inject, placeholder_token, projector
@@ -193,6 +212,7 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
     tok = AutoTokenizer.from_pretrained(model_dir)
     placeholder, placeholder_id = placeholder_token(tok, bua["placeholder"])
     contexts, states = samples["train"]
+    picks = draws(bua, seed, len(contexts), len(samples["gen_train"][0]))
     drafts = None
     if stage == 3:
         pool = pd.read_parquet(reflect_path)
@@ -200,22 +220,25 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
         drafts = {(u, int(i)): d for u, i, d in zip(weakest["user_id"], weakest["event_idx"], weakest["draft"])}
         keep = [i for i, c in enumerate(contexts) if c.key in drafts]
     else:
-        keep = _draw(len(contexts), bua[f"stage{stage}"]["examples"], seed * 10 + stage).tolist()
+        keep = picks[f"stage{stage}"].tolist()
     common = dict(shares=shares, placeholder=placeholder, positions=bua["positions"],
                   text_events=bua["text_events"], max_length=settings.max_length, seed=seed,
                   rounds=tuple(variant["rounds"]), balance=variant["balance"])
-    train = stage_examples(stage, tok, [contexts[i] for i in keep], states[keep], drafts=drafts, **common)
+    train = stage_examples(stage, tok, [contexts[i] for i in keep], states[keep], drafts=drafts,
+                           written=_written(answers_path, "train"), **common)
     n_gen = bua["stage2"].get("generation_examples", 0) if stage == 2 else 0
     if n_gen:  # the same dialogue ending in the generation round, on training users' days
         gen_ctx, gen_states = samples["gen_train"]
-        pick = _draw(len(gen_ctx), n_gen, seed * 10 + 4).tolist()
-        generated = stage_examples(2, tok, [gen_ctx[i] for i in pick], gen_states[pick], final="generate", **common)
+        pick = picks["gen_train"].tolist()
+        generated = stage_examples(2, tok, [gen_ctx[i] for i in pick], gen_states[pick], final="generate",
+                                   written=_written(answers_path, "gen_train"), **common)
         log.info("stage 2: %d prediction and %d generation dialogues", len(train), len(generated))
         train = train + generated
     val_ctx, val_states = samples["val"]
     val = None
     if stage < 3:  # early stopping on the same stage's task for validation users
-        val = stage_examples(stage, tok, val_ctx, val_states, **common) or None
+        val = stage_examples(stage, tok, val_ctx, val_states, written=_written(answers_path, "val"),
+                             **common) or None
     d_llm = AutoConfig.from_pretrained(model_dir).hidden_size
     extras = {"projector": projector(states.shape[-1], d_llm, seed)}
     report = tune(model_dir, train, out_dir, settings, eval_examples=val, extras=extras,
@@ -229,21 +252,24 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
 
 
 def bua_reflect(split_path, states_path, model_dir, adapter_dir, out_path, *, bua: dict, seed: int, variant: dict,
-                device: str = "auto", dtype: str = "float32", threads: int | None = None) -> pd.DataFrame:
+                answers_path=None, device: str = "auto", dtype: str = "float32",
+                threads: int | None = None) -> pd.DataFrame:
     """Rule bua_reflect: the stage-2 model writes the user-feature summary (after the reference key
     behaviours and patterns) for a seeded draw of training samples; each draft is scored against the
-    reference (word-overlap F1). Stage 3 learns to correct the weakest."""
+    reference (word-overlap F1; the written one with `answers_path`). Stage 3 learns to correct the
+    weakest."""
     from behaviorflow.bua.infer import BuaModel
     from behaviorflow.lm.scoring import prompt_ids
 
     split, samples = load_samples(split_path, states_path, bua["window"], ("train",))
     _, shares = labels_and_shares(split)
     contexts, states = samples["train"]
-    keep = _draw(len(contexts), bua["stage3"]["pool"], seed * 10 + 3)
+    keep = draws(bua, seed, len(contexts), 0)["reflect"]
+    written = _written(answers_path, "train")
     model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
     refs, prompts = [], []
     for i in keep:
-        ref = answers(contexts[i], shares, bua["positions"])
+        ref = with_written(answers(contexts[i], shares, bua["positions"]), contexts[i], written, str(answers_path))
         known = {k: ref[k] for k in variant["rounds"] if k != "summary"}
         msgs = dialogue(contexts[i], known, model.placeholder, bua["positions"], bua["text_events"],
                         rounds=(*[r for r in variant["rounds"] if r != "summary"], "summary"))

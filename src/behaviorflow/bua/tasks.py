@@ -112,7 +112,7 @@ def day_answer(ctx: Context) -> str:
     return "\n".join(format_event(*e) for e in ctx.future)
 
 
-def _line(event) -> str:
+def event_line(event) -> str:
     w, s, z, b = event
     return f"{WEEKDAYS[w][:3]} {hhmm(s)} {z} {b}"
 
@@ -186,7 +186,7 @@ def answers(ctx: Context, shares: dict[str, float], positions: int) -> dict[str,
     h = ctx.query.history
     home, work = home_work(h)
     return {
-        "reconstruct": "\n".join(_line(e) for e in h[-positions:]),
+        "reconstruct": "\n".join(event_line(e) for e in h[-positions:]),
         "current_scene": _scene(_before(h, ctx.query.weekday, ctx.query.slot, SCENE_MINUTES)),
         "future_scene": _scene(ctx.future),
         "home_work": f"home {home}, work {work}",
@@ -203,7 +203,7 @@ def sequence_block(placeholder: str, positions: int, ctx: Context | None = None,
     and, with `text_events`, the last events as text too."""
     text = ""
     if ctx is not None and text_events > 0:
-        text = "\nRecent events (day, time, zone, behaviour):\n" + "\n".join(_line(e) for e in
+        text = "\nRecent events (day, time, zone, behaviour):\n" + "\n".join(event_line(e) for e in
                                                                               ctx.query.history[-text_events:])
     return f"Behaviour sequence embedding: {placeholder * positions}{text}"
 

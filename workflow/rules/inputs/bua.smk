@@ -18,6 +18,20 @@ BUA_SETTINGS = {
     )
 }
 BUA_ROUNDS = ["key_behaviours", "patterns", "summary"]
+# The settings bua_answers takes: which samples a seed's stages draw, and how the answers are written
+# (stage settings beyond the draws never rewrite them).
+BUA_ANSWER_SETTINGS = {
+    "window": BUA["window"],
+    "positions": BUA["positions"],
+    "answers": BUA["answers"],
+    "stage1": {"examples": BUA["stage1"]["examples"]},
+    "stage2": {
+        k: BUA["stage2"][k]
+        for k in ("examples", "generation_examples")
+        if k in BUA["stage2"]
+    },
+    "stage3": {"pool": BUA["stage3"]["pool"]},
+}
 # Threads of the encoder states and the training stages (null: resources.threads). On 2 cores, 1
 # thread a job lets a stage run beside a decoding job instead of waiting for both cores; a 2-thread
 # job among 1-thread ones waits until none is ready to run (config/README.md, "bua").
@@ -106,8 +120,18 @@ def get_bua_encoder(wildcards):
     return f"models/predictors/{wildcards.dataset}/sasrec/real/seed{BUA['encoder_seed']}.pt"
 
 
+def get_bua_answers(wildcards):
+    """The seed's LLM-written curriculum answers (bua.answers.source: openai); none: the rules'."""
+    if BUA["answers"]["source"] != "openai":
+        return {}
+    return {
+        "answers": f"results/{wildcards.dataset}/bua/curriculum_answers_seed{wildcards.seed}.parquet"
+    }
+
+
 def get_bua_stage2_inputs(wildcards):
     inputs = {
+        **get_bua_answers(wildcards),
         "model": get_behaviorlm_model(wildcards),
         "split": f"data/processed/{wildcards.dataset}/split.parquet",
         "states": get_bua_states(wildcards),
