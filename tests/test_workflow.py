@@ -258,10 +258,16 @@ def test_bua_jobs_take_their_threads_and_scheduling_order(tmp_path, training_thr
 @pytest.mark.parametrize("source", ["rules", "openai"])
 def test_bua_stages_read_the_llm_written_answers_only_when_asked(tmp_path, source):
     """bua.answers.source openai puts one bua_answers job per seed before every stage and reflection
-    pool, each of which reads that seed's file; with rules no job writes or reads one."""
+    pool, each of which reads that seed's file, and needs the endpoint's key variable set; with
+    rules no job writes or reads one, and no key is asked for."""
     config = copy.deepcopy(TINY_CONFIG)
     config["bua"] = {**config["bua"], "seeds": [1, 2], "answers": {"source": source}}
-    proc = run_snakemake(make_workdir(tmp_path, config), "-n", "results/table9.csv")
+    config["generation"]["behaviorgen"]["openai"] = {"key_env": "BF_TEST_API_KEY"}
+    work = make_workdir(tmp_path, config)
+    unset = run_snakemake(work, "-n", "results/table9.csv", env={"BF_TEST_API_KEY": None}, check=source == "rules")
+    if source == "openai":
+        assert unset.returncode != 0 and "BF_TEST_API_KEY" in unset.stdout + unset.stderr
+    proc = run_snakemake(work, "-n", "results/table9.csv", env={"BF_TEST_API_KEY": "sk-test"})
     blocks = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", proc.stdout):
         name = re.match(r"(?:local)?rule (\w+):", block)

@@ -35,6 +35,12 @@ rule bua_states:
         "../scripts/bua_states.py"
 
 
+# bua_answers only waits on an API: under a cluster profile it runs where Snakemake runs, which
+# reaches the endpoint (compute nodes often do not)
+localrules:
+    bua_answers,
+
+
 rule bua_answers:
     input:
         split="data/processed/{dataset}/split.parquet",

@@ -53,7 +53,8 @@ KEY_ENVS = sorted(
     }
 )
 _bg = config["generation"]["behaviorgen"]
-if "behaviorgen" in config["generation"]["generators"] and _bg["backend"] == "openai":
+_bg_api = "behaviorgen" in config["generation"]["generators"] and _bg["backend"] == "openai"
+if _bg_api or config["bua"]["answers"]["source"] == "openai":  # BUA's answers use the same endpoint
     _api_key_env = config["generation"]["behaviorgen"]["openai"]["key_env"]
     KEY_ENVS = sorted(set(KEY_ENVS) | ({_api_key_env} if _api_key_env else set()))
 if KEY_ENVS:
