@@ -199,6 +199,55 @@ def test_the_answer_writer_sees_the_window_and_never_the_target():
     assert fact_recall("A calm person.", "home unknown, work unknown", facts) == 1.0  # no facts to keep
 
 
+class LoopingBackend:
+    """An endpoint whose first call on every prompt loops until the token cap (finish_reason
+    "length"), as greedy decoding of a small model does, and answers on a sampled retry: the fault
+    the loopback server cannot be made to show on demand."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def identity(self):
+        return {"backend": "looping", "model": "m"}
+
+    def complete_batch(self, requests):
+        from behaviorflow.lm.backends import Completion
+
+        self.calls += len(requests)
+        return [Completion("z1 z1 z1", 20, 32, 0.0, "m", "length") if sampling.temperature == 0 else
+                Completion(f"answer {seed} {len(msgs[1]['content'])}", 20, 4, 0.0, "m") for msgs, sampling, seed in requests]
+
+
+def test_a_cut_answer_is_retried_sampled_and_a_rerun_asks_nothing(tmp_path):
+    """A call cut at the cap is asked again with the next seed, sampled; the rerun takes each
+    answer from the attempt that wrote it (no call, the same log summary); with no attempt left
+    the writer fails, naming the fix."""
+    from test_behaviorlm import make_split
+
+    from behaviorflow.behaviorgen.outputs import summarize_log
+    from behaviorflow.bua.stages import labels_and_shares
+    from behaviorflow.bua.tasks import contexts_of
+    from behaviorflow.bua.writer import write_answers
+    from behaviorflow.lm.backends import CachedLLM, LLMCache
+
+    split = make_split(n_users=8, events=40)
+    train = split[split["split"] == "train"]
+    samples = {"train": contexts_of(train, train["event_idx"] % 9 == 5, 10, with_future=True)[:3]}
+    _, shares = labels_and_shares(split)
+    settings = {"tasks": ["summary", "hobby"], "words": 20, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 32,
+                "max_attempts": 3, "retry_temperature": 0.7, "seed": 17}
+    backend = LoopingBackend()
+    frame, calls = write_answers(CachedLLM(backend, LLMCache(tmp_path)), samples, shares, positions=3, settings=settings)
+    assert len(frame) == 6 and backend.calls == 12 and frame["answer"].str.startswith("answer 18 ").all()
+    rerun = CachedLLM(backend, LLMCache(tmp_path))
+    again, again_calls = write_answers(rerun, samples, shares, positions=3, settings=settings)
+    assert backend.calls == 12 and rerun.cache_hits == 6 and again.equals(frame)
+    assert summarize_log(again_calls) == summarize_log(calls) and summarize_log(calls)["pass_at_1"] == 0
+    with pytest.raises(RuntimeError, match=r"6 of 6 .* truncated .* bua.answers.max_new_tokens"):
+        write_answers(CachedLLM(backend, LLMCache(tmp_path / "cold")), samples, shares, positions=3,
+                      settings={**settings, "max_attempts": 1})
+
+
 def test_stages_train_on_the_written_answers_and_reject_a_file_for_other_samples(curriculum, tiny):
     """With an answers file (rule bua_answers' layout) the stages' references are the written answers:
     stage 2's dialogues end their rounds in them, the reflection pool scores against them."""

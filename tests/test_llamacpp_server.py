@@ -128,7 +128,7 @@ def test_bua_curriculum_answers_written_through_llama_cpp_are_cached_and_taught(
     picks = stages.draws(bua, 1, len(train), len(gen))
     _, shares = stages.labels_and_shares(data)
     again, _ = write_answers(llm, needed_samples(train, gen, samples["val"][0], picks), shares, positions=bua["positions"],
-                             settings={**bua["answers"], "vocabulary": []})
+                             settings=bua["answers"])
     assert llm.backend_calls == 0 and llm.cache_hits == len(frame) and again["answer"].tolist() == frame["answer"].tolist()
 
     tok = AutoTokenizer.from_pretrained(tiny_run / TINY_MODEL)

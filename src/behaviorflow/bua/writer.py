@@ -59,12 +59,14 @@ def requests_of(samples: dict[str, list[Context]], shares: dict[str, float], pos
 
 
 def write_answers(llm, samples: dict[str, list[Context]], shares: dict[str, float], *, positions: int,
-                  settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  settings: dict, vocabulary=()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every sample's listed tasks written by `llm` (a `CachedLLM`): the answers, and the call log
     (one row per attempt). A failed call (an error, an empty answer, or one cut at `max_new_tokens`:
     a small model can loop where greedy decoding never ends) is asked again with the next seed,
     sampled at `retry_temperature` at least; raises when a task has no usable answer after
-    `max_attempts`. The answers already written are cached, so a rerun asks only for the rest."""
+    `max_attempts`. The answers already written are cached, so a rerun asks only for the rest, and
+    takes each answer from the attempt that wrote it (the failed ones before it are logged again).
+    Each answer's `fact_recall` counts the zones, behaviours (`vocabulary`) and times it keeps."""
     from dataclasses import replace
 
     from behaviorflow.lm.backends import Sampling
@@ -77,32 +79,47 @@ def write_answers(llm, samples: dict[str, list[Context]], shares: dict[str, floa
                 .itertuples(index=False, name=None)]
     sampling = Sampling(temperature=settings["temperature"], top_p=settings["top_p"],
                         max_new_tokens=settings["max_new_tokens"])
+    retry = replace(sampling, temperature=max(sampling.temperature, settings["retry_temperature"]))
+
+    def request(i: int, attempt: int) -> tuple[list[dict], Sampling, int]:
+        return messages[i], sampling if attempt == 1 else retry, settings["seed"] + attempt - 1
+
     written: list[str | None] = [None] * len(frame)
     keys = [""] * len(frame)
     calls, last_error = [], {}
-    pending = list(range(len(frame)))
-    with tqdm(total=len(frame), desc="bua answers", unit="answer") as bar:
+
+    def settle(i: int, attempt: int, res) -> bool:
+        text = res.completion.text.strip() if _usable(res) else ""
+        error = res.error or ("" if text else "empty answer")
+        calls.append({"call": i, "attempt": attempt, "key": res.key, "cache_hit": res.cache_hit, "valid": not error,
+                      "error": error, "prompt_tokens": res.completion.prompt_tokens if res.completion else 0,
+                      "completion_tokens": res.completion.completion_tokens if res.completion else 0})
+        if error:
+            last_error[i] = error
+            return False
+        written[i], keys[i] = text, res.key
+        return True
+
+    pending = []
+    for i in range(len(frame)):  # a rerun: each answer from the attempt that gave it, asking nothing
+        for attempt in range(1, settings["max_attempts"] + 1):
+            res = llm.cached(*request(i, attempt))
+            if res is not None and _usable(res):
+                # the attempts before it failed (failures are never cached): logged as they were
+                calls.extend({"call": i, "attempt": a, "key": "", "cache_hit": True, "valid": False,
+                              "error": "failed earlier (not cached)", "prompt_tokens": 0, "completion_tokens": 0}
+                             for a in range(1, attempt))
+                settle(i, attempt, res)
+                break
+        else:
+            pending.append(i)
+    with tqdm(total=len(frame), initial=len(frame) - len(pending), desc="bua answers", unit="answer") as bar:
         for attempt in range(1, settings["max_attempts"] + 1):
             if not pending:
                 break
-            retry = sampling if attempt == 1 else \
-                replace(sampling, temperature=max(sampling.temperature, settings["retry_temperature"]))
-            results = llm.complete_batch([(messages[i], retry, settings["seed"] + attempt - 1) for i in pending],
-                                         on_result=lambda _, res: bar.update(res.completion is not None))
-            still = []
-            for i, res in zip(pending, results):
-                text = res.completion.text.strip() if res.completion is not None else ""
-                error = res.error or ("" if text else "empty answer")
-                calls.append({"call": i, "attempt": attempt, "key": res.key, "cache_hit": res.cache_hit,
-                              "valid": not error, "error": error,
-                              "prompt_tokens": res.completion.prompt_tokens if res.completion else 0,
-                              "completion_tokens": res.completion.completion_tokens if res.completion else 0})
-                if error:
-                    last_error[i] = error
-                    still.append(i)
-                else:
-                    written[i], keys[i] = text, res.key
-            pending = still
+            results = llm.complete_batch([request(i, attempt) for i in pending],
+                                         on_result=lambda _, res: bar.update(_usable(res)))
+            pending = [i for i, res in zip(pending, results) if not settle(i, attempt, res)]
     if pending:
         first = frame.iloc[pending[0]]
         raise RuntimeError(
@@ -112,10 +129,14 @@ def write_answers(llm, samples: dict[str, list[Context]], shares: dict[str, floa
             "for these. A truncated answer needs a larger bua.answers.max_new_tokens.")
     calls = pd.DataFrame(calls, columns=["call", "attempt", "key", "cache_hit", "valid", "error", "prompt_tokens",
                                          "completion_tokens"])
-    facts = set(settings.get("vocabulary", ()))
+    facts = set(vocabulary)
     frame = frame.assign(answer=written, key=keys)
-    return frame.assign(fact_recall=[fact_recall(w, r, facts) for w, r in zip(frame["answer"], frame["rule_answer"])]), \
-        calls
+    recall = [fact_recall(w, r, facts) for w, r in zip(frame["answer"], frame["rule_answer"])]
+    return frame.assign(fact_recall=recall), calls
+
+
+def _usable(res) -> bool:
+    return res.completion is not None and bool(res.completion.text.strip())
 
 
 def _words(text: str) -> list[str]:
@@ -176,8 +197,8 @@ def bua_answers(split_path, states_path, outputs: dict, *, bua: dict, seed: int,
     needed = needed_samples(train, gen_train, samples["val"][0], draws(bua, seed, len(train), len(gen_train)))
     llm = cached_llm({"backend": "openai", "openai": backend}, cache_dir)
     vocabulary = {str(v).lower() for v in pd.concat([split["behavior"], split["location"]]).unique()}
-    frame, calls = write_answers(llm, needed, shares, positions=bua["positions"],
-                                 settings={**bua["answers"], "vocabulary": sorted(vocabulary)})
+    frame, calls = write_answers(llm, needed, shares, positions=bua["positions"], settings=bua["answers"],
+                                 vocabulary=vocabulary)
     write_parquet(frame, outputs["answers"])
     words = frame["answer"].str.split().str.len()
     summary = {**summarize_log(calls, backend["price_in_per_1k"], backend["price_out_per_1k"]),

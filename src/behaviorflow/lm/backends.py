@@ -116,6 +116,15 @@ class CachedLLM:
         self.cache_hits = 0
         self.errors = 0
 
+    def cached(self, messages: list[dict], sampling: Sampling, seed: int) -> CallResult | None:
+        """The cached answer to one request (counted as a hit), or None; never calls the backend."""
+        key = self.cache.key(self.backend.identity(), messages, sampling, seed)
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        self.cache_hits += 1
+        return CallResult(key, True, Completion(**hit["completion"]), None)
+
     def complete_batch(self, requests: list[tuple[list[dict], Sampling, int]],
                        on_result: Callable[[int, CallResult], None] | None = None) -> list[CallResult]:
         """Results in request order; `on_result(i, result)` as each one is known (hits first)."""
