@@ -132,11 +132,16 @@ def draws(bua: dict, seed: int, n_train: int, n_gen: int) -> dict[str, np.ndarra
             "gen_train": _draw(n_gen, bua["stage2"].get("generation_examples", 0), seed * 10 + 4)}
 
 
-def _written(answers_path, part: str) -> dict | None:
-    """One part's written curriculum answers (`bua.writer`), or None (the rules' answers) without a file."""
+def _written(answers_path) -> dict[str, dict | None]:
+    """Each part's written curriculum answers (`bua.writer`); None for every part (the rules'
+    answers) without a file."""
+    from collections import defaultdict
+
     from behaviorflow.bua.writer import answer_book
 
-    return answer_book(answers_path).get(part, {}) if answers_path else None
+    if not answers_path:
+        return defaultdict(lambda: None)
+    return defaultdict(dict, answer_book(answers_path))
 
 
 def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray, *, shares: dict,
@@ -156,7 +161,7 @@ def stage_examples(stage: int, tok, contexts: list[Context], states: np.ndarray,
     order = np.random.default_rng(seed).permutation(len(STAGE1_TASKS))
     out, dropped = [], 0
     for i, (ctx, st) in enumerate(zip(contexts, states)):
-        ref = with_written(answers(ctx, shares, positions), ctx, written, "the curriculum answers")
+        ref = with_written(answers(ctx, shares, positions), ctx, written, "the curriculum answers (rule bua_answers)")
         if final == "generate":
             ref["generate"] = day_answer(ctx)
         if stage == 1:
@@ -213,6 +218,7 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
     placeholder, placeholder_id = placeholder_token(tok, bua["placeholder"])
     contexts, states = samples["train"]
     picks = draws(bua, seed, len(contexts), len(samples["gen_train"][0]))
+    written = _written(answers_path)
     drafts = None
     if stage == 3:
         pool = pd.read_parquet(reflect_path)
@@ -225,20 +231,19 @@ def train_stage(stage: int, split_path, states_path, model_dir, out_dir, *, bua:
                   text_events=bua["text_events"], max_length=settings.max_length, seed=seed,
                   rounds=tuple(variant["rounds"]), balance=variant["balance"])
     train = stage_examples(stage, tok, [contexts[i] for i in keep], states[keep], drafts=drafts,
-                           written=_written(answers_path, "train"), **common)
+                           written=written["train"], **common)
     n_gen = bua["stage2"].get("generation_examples", 0) if stage == 2 else 0
     if n_gen:  # the same dialogue ending in the generation round, on training users' days
         gen_ctx, gen_states = samples["gen_train"]
         pick = picks["gen_train"].tolist()
         generated = stage_examples(2, tok, [gen_ctx[i] for i in pick], gen_states[pick], final="generate",
-                                   written=_written(answers_path, "gen_train"), **common)
+                                   written=written["gen_train"], **common)
         log.info("stage 2: %d prediction and %d generation dialogues", len(train), len(generated))
         train = train + generated
     val_ctx, val_states = samples["val"]
     val = None
     if stage < 3:  # early stopping on the same stage's task for validation users
-        val = stage_examples(stage, tok, val_ctx, val_states, written=_written(answers_path, "val"),
-                             **common) or None
+        val = stage_examples(stage, tok, val_ctx, val_states, written=written["val"], **common) or None
     d_llm = AutoConfig.from_pretrained(model_dir).hidden_size
     extras = {"projector": projector(states.shape[-1], d_llm, seed)}
     report = tune(model_dir, train, out_dir, settings, eval_examples=val, extras=extras,
@@ -265,7 +270,7 @@ def bua_reflect(split_path, states_path, model_dir, adapter_dir, out_path, *, bu
     _, shares = labels_and_shares(split)
     contexts, states = samples["train"]
     keep = draws(bua, seed, len(contexts), 0)["reflect"]
-    written = _written(answers_path, "train")
+    written = _written(answers_path)["train"]
     model = BuaModel.load(model_dir, adapter_dir, bua["placeholder"], device, dtype, threads)
     refs, prompts = [], []
     for i in keep:
