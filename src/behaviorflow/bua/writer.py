@@ -91,9 +91,7 @@ def write_answers(llm, samples: dict[str, list[Context]], shares: dict[str, floa
     def settle(i: int, attempt: int, res) -> bool:
         text = res.completion.text.strip() if _usable(res) else ""
         error = res.error or ("" if text else "empty answer")
-        calls.append({"call": i, "attempt": attempt, "key": res.key, "cache_hit": res.cache_hit, "valid": not error,
-                      "error": error, "prompt_tokens": res.completion.prompt_tokens if res.completion else 0,
-                      "completion_tokens": res.completion.completion_tokens if res.completion else 0})
+        calls.append(_call(i, attempt, res.key, res.cache_hit, error, res.completion))
         if error:
             last_error[i] = error
             return False
@@ -106,9 +104,7 @@ def write_answers(llm, samples: dict[str, list[Context]], shares: dict[str, floa
             res = llm.cached(*request(i, attempt))
             if res is not None and _usable(res):
                 # the attempts before it failed (failures are never cached): logged as they were
-                calls.extend({"call": i, "attempt": a, "key": "", "cache_hit": True, "valid": False,
-                              "error": "failed earlier (not cached)", "prompt_tokens": 0, "completion_tokens": 0}
-                             for a in range(1, attempt))
+                calls.extend(_call(i, a, "", True, "failed earlier (not cached)") for a in range(1, attempt))
                 settle(i, attempt, res)
                 break
         else:
@@ -127,12 +123,18 @@ def write_answers(llm, samples: dict[str, list[Context]], shares: dict[str, floa
             f"{settings['max_attempts']} attempt(s) (e.g. {first['task']} of {first['user_id']}/{first['event_idx']}: "
             f"{last_error[pending[0]]}); the {len(frame) - len(pending)} written are cached, so a rerun asks only "
             "for these. A truncated answer needs a larger bua.answers.max_new_tokens.")
-    calls = pd.DataFrame(calls, columns=["call", "attempt", "key", "cache_hit", "valid", "error", "prompt_tokens",
-                                         "completion_tokens"])
+    calls = pd.DataFrame(calls, columns=list(_call(0, 0, "", False, "")))
     facts = set(vocabulary)
     frame = frame.assign(answer=written, key=keys)
     recall = [fact_recall(w, r, facts) for w, r in zip(frame["answer"], frame["rule_answer"])]
     return frame.assign(fact_recall=recall), calls
+
+
+def _call(i: int, attempt: int, key: str, cache_hit: bool, error: str, completion=None) -> dict:
+    """One attempt's row of the call log (what `summarize_log` counts)."""
+    return {"call": i, "attempt": attempt, "key": key, "cache_hit": cache_hit, "valid": not error, "error": error,
+            "prompt_tokens": completion.prompt_tokens if completion else 0,
+            "completion_tokens": completion.completion_tokens if completion else 0}
 
 
 def _usable(res) -> bool:
