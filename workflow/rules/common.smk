@@ -53,9 +53,12 @@ KEY_ENVS = sorted(
     }
 )
 _bg = config["generation"]["behaviorgen"]
-_bg_api = "behaviorgen" in config["generation"]["generators"] and _bg["backend"] == "openai"
-if _bg_api or config["bua"]["answers"]["source"] == "openai":  # BUA's answers use the same endpoint
-    _api_key_env = config["generation"]["behaviorgen"]["openai"]["key_env"]
+_bg_api = "behaviorgen" in config["generation"]["generators"]
+_bg_api = _bg_api and _bg["backend"] == "openai"
+# BUA's LLM-written curriculum answers use the same endpoint.
+_bua_api = config["bua"]["answers"]["source"] == "openai"
+if _bg_api or _bua_api:
+    _api_key_env = _bg["openai"]["key_env"]
     KEY_ENVS = sorted(set(KEY_ENVS) | ({_api_key_env} if _api_key_env else set()))
 if KEY_ENVS:
 
