@@ -42,6 +42,19 @@ def test_the_version_changes_with_the_code_and_only_with_it(tmp_path):
     assert len(code_version(script)) == 16
 
 
+def test_a_source_edited_after_it_was_read_is_followed_anew(tmp_path):
+    """The import scan is cached within a process (the workflow asks for it ~900 times when it
+    parses); an edit between two calls must still be seen, and the version must follow it."""
+    script = tmp_path / "rule.py"
+    script.write_text("from behaviorflow.validation.metrics import validate_synthetic\n")
+    before, version = set(library_modules(script)), code_version(script)
+    script.write_text("from behaviorflow.predictors.scenarios import pretrain_predictor\n")
+    after = set(library_modules(script))
+    assert "behaviorflow.validation.metrics" in before - after
+    assert "behaviorflow.predictors.scenarios" in after - before
+    assert code_version(script) != version
+
+
 @pytest.mark.parametrize("script, stage", [("behaviorlm_atune", "behaviorflow.behaviorlm.stages"),
                                            ("behaviorlm_btune", "behaviorflow.behaviorlm.stages"),
                                            ("bua_stage", "behaviorflow.bua.stages")])
