@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -112,6 +113,13 @@ def run_snakemake(workdir: Path, *args: str, env: dict | None = None, check: boo
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def hashes(root: Path) -> dict[str, str]:
+    """sha256 of every data file, results CSV, predictor weight and report under a workflow dir."""
+    files = [*(root / "data").rglob("*"), *(root / "results").rglob("*.csv"), *(root / "models").rglob("*.pt"),
+             *(root / "reports").rglob("*")]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files) if p.is_file()}
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A real single-node SLURM cluster for the profile test: munge + slurmctld + slurmd as root, one
-node named `hostname -s` with a GPU gres backed by /dev/null, accounting off. Started and stopped
+node named `hostname -s` with one GPU gres per core (up to 5) backed by /dev/null, /dev/zero, ...,
+accounting off. Started and stopped
 by pid; nothing else on the machine is touched, and a slurm.conf this module did not write is
 never overwritten.
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from conftest import stop_process
 
 ETC = Path("/etc/slurm")
+GPU_FILES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 MARKER = "# Written by behaviorflow's SLURM test (tests/slurm_cluster.py); removed when it ends."
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scontrol", "sinfo")
@@ -57,7 +59,7 @@ def _memory_mb() -> int:
     raise RuntimeError("no MemTotal in /proc/meminfo")
 
 
-def slurm_conf(node: str, state: Path, cpus: int, memory_mb: int, munge_socket: Path) -> str:
+def slurm_conf(node: str, state: Path, cpus: int, gpus: int, memory_mb: int, munge_socket: Path) -> str:
     """slurm.conf of the test cluster. MinJobAge keeps finished jobs visible to squeue (the
     profile's status command) and to the test's scontrol check afterwards."""
     return f"""{MARKER}
@@ -84,7 +86,7 @@ GresTypes=gpu
 MinJobAge=3600
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-NodeName={node} CPUs={cpus} RealMemory={memory_mb} Gres=gpu:1 State=UNKNOWN
+NodeName={node} CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{gpus} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -119,8 +121,13 @@ class Cluster:
             key.chmod(0o600)
         socket_path = self.state / "munge.socket"
         ETC.mkdir(parents=True, exist_ok=True)
-        conf = slurm_conf(node, self.state, os.cpu_count() or 1, int(_memory_mb() * 0.8), socket_path)
-        for name, text in (("slurm.conf", conf), ("gres.conf", f"{MARKER}\nNodeName={node} Name=gpu File=/dev/null\n")):
+        cpus = os.cpu_count() or 1
+        gpus = GPU_FILES[:cpus]
+        conf = slurm_conf(node, self.state, cpus, len(gpus), int(_memory_mb() * 0.8), socket_path)
+        # one GPU per core, each backed by a character device that is always there (slurmd counts a
+        # GPU only with a File): the model jobs run side by side, as the local run's do
+        gres = "".join(f"NodeName={node} Name=gpu File={dev}\n" for dev in gpus)
+        for name, text in (("slurm.conf", conf), ("gres.conf", f"{MARKER}\n{gres}")):
             (ETC / name).write_text(text)
             self.written.append(ETC / name)
         self._spawn("munged", ["--foreground", "--force", f"--socket={socket_path}", f"--key-file={key}",
