@@ -161,6 +161,8 @@ def test_key_never_reaches_logs_metadata_cache_or_outputs(tmp_path):
                                                            "key_env": KEY_ENV}}}
         config["validation"] = {"ablation": {"variants": []}}  # every call served below is a generation call
         config["behaviorlm"] = {"datasets": []}
+        # one predictor and seed: the key never reaches them, and the scan below covers their files all the same
+        config["predictors"] = {**config["predictors"], "models": ["sasrec"], "seeds": [1]}
         work = make_workdir(tmp_path, config)
         proc = run_snakemake(work, check=False, env={KEY_ENV: None})
         assert proc.returncode != 0 and KEY_ENV in proc.stdout + proc.stderr  # envvars: fails before any job
@@ -173,7 +175,8 @@ def test_key_never_reaches_logs_metadata_cache_or_outputs(tmp_path):
             assert f"backend calls this run: {summary['calls']}" in log_text
             calls += summary["calls"]
         assert all(h["authorization"] == f"Bearer {SECRET}" for h in fake.headers)
-        run_snakemake(work, "--forcerun", "generate_synthetic", env={KEY_ENV: SECRET})
+        summaries = [f"data/synthetic/tiny/behaviorgen/{part}_summary.json" for part in ("population", "personal")]
+        run_snakemake(work, "--forcerun", "generate_synthetic", *summaries, env={KEY_ENV: SECRET})  # these jobs only
         for part in ("population", "personal"):
             log_text = (work / f"logs/tiny/generate_behaviorgen_{part}.log").read_text()
             assert "backend calls this run: 0 (cache hits:" in log_text
