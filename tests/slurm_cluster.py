@@ -1,8 +1,7 @@
 """A real single-node SLURM cluster for the profile test: munge + slurmctld + slurmd as root, one
 node named `hostname -s` with one GPU gres per core (up to 5) backed by /dev/null, /dev/zero, ...,
-accounting off. Started and stopped
-by pid; nothing else on the machine is touched, and a slurm.conf this module did not write is
-never overwritten.
+accounting off. Started and stopped by pid; nothing else on the machine is touched, and a
+slurm.conf this module did not write is never overwritten.
 
 slurm.conf must live at /etc/slurm/slurm.conf: SLURM_CONF would work for the daemons and sbatch,
 but the job step (srun inside the job) strips it and falls back to the default path.

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -135,8 +136,6 @@ def draws(bua: dict, seed: int, n_train: int, n_gen: int) -> dict[str, np.ndarra
 def _written(answers_path) -> dict[str, dict | None]:
     """Each part's written curriculum answers (`bua.writer`); None for every part (the rules'
     answers) without a file."""
-    from collections import defaultdict
-
     from behaviorflow.bua.writer import answer_book
 
     if not answers_path:
